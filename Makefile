@@ -1,0 +1,35 @@
+GO ?= go
+FUZZTIME ?= 20s
+
+.PHONY: all build test lint unit fuzz demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o xvmview ./cmd/xvmview
+
+# What .ci/run calls: lint, every test under the race detector (end-to-end included:
+# they need root and the Debian packages from scripts/install-deps.sh), then fuzzing.
+test: lint unit fuzz
+
+lint:
+	@out=$$(gofmt -l cmd internal profiles bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/xauth
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNumeric$$' -fuzztime $(FUZZTIME) ./internal/xauth
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDisplay$$' -fuzztime $(FUZZTIME) ./internal/xauth
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build
+	$(GO) run ./bench/startup
+
+clean:
+	rm -f xvmview

@@ -1,0 +1,41 @@
+package xauth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+)
+
+// CookieName is the only authorization protocol xvmview uses.
+const CookieName = "MIT-MAGIC-COOKIE-1"
+
+// Cookie is an MIT-MAGIC-COOKIE-1 secret: 16 random bytes. Its String and
+// fmt verbs print "<redacted>", so a cookie logged by accident leaks nothing;
+// Hex gives the value to the few places that must pipe it somewhere.
+type Cookie [16]byte
+
+// NewCookie returns a fresh cookie from crypto/rand (the mcookie equivalent).
+// It returns an error only if the system's random source fails.
+func NewCookie() (Cookie, error) {
+	var c Cookie
+	if _, err := rand.Read(c[:]); err != nil {
+		return Cookie{}, fmt.Errorf("make cookie: %w", err)
+	}
+	return c, nil
+}
+
+// Hex returns the cookie as 32 lowercase hex digits. Never put the result in
+// an argv, an environment variable, a log line or an error.
+func (c Cookie) Hex() string { return hex.EncodeToString(c[:]) }
+
+// Bytes returns a copy of the raw cookie bytes.
+func (c Cookie) Bytes() []byte { b := c; return b[:] }
+
+// String returns "<redacted>".
+func (c Cookie) String() string { return "<redacted>" }
+
+// GoString returns "xauth.Cookie(<redacted>)".
+func (c Cookie) GoString() string { return "xauth.Cookie(<redacted>)" }
+
+// Format prints "<redacted>" for every verb, %x and %v included.
+func (c Cookie) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("<redacted>")) }

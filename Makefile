@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/xauth
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNumeric$$' -fuzztime $(FUZZTIME) ./internal/xauth
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDisplay$$' -fuzztime $(FUZZTIME) ./internal/xauth
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/profile
 
 demo: build
 	bash scripts/demo.sh

@@ -1,0 +1,201 @@
+package xephyr
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/xauth"
+)
+
+// need skips the test when program is missing, or fails it when CI=true.
+func need(t testing.TB, program, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(program)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (install %s): %v", program, pkg, err)
+		}
+		t.Skipf("%s not found (install %s)", program, pkg)
+	}
+	return p
+}
+
+// wildEntry is a FamilyWild entry with an empty number: it matches every
+// display, and an X server's -auth file ignores family and number anyway.
+func wildEntry(c xauth.Cookie) xauth.Entry {
+	return xauth.Entry{Family: xauth.FamilyWild, Name: xauth.CookieName, Data: c.Bytes()}
+}
+
+// writeAuth writes entries to a new 0600 file in a private temp dir.
+func writeAuth(t testing.TB, name string, entries ...xauth.Entry) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := xauth.WriteFile(p, entries); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newCookie(t testing.TB) xauth.Cookie {
+	t.Helper()
+	c, err := xauth.NewCookie()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// lockedBuffer collects a process's stderr for logging on failure.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// hostX is an Xvfb standing in for the user's display.
+type hostX struct {
+	Num        int
+	Display    string
+	Cookie     xauth.Cookie // zero when started without -auth
+	Xauthority string       // client file: Local(hostname) entry for Num, after a decoy
+	PID        int
+}
+
+// Env is the environment for Xephyr and other clients of the host display.
+func (h *hostX) Env() []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "DISPLAY=" + h.Display}
+	if h.Xauthority != "" {
+		env = append(env, "XAUTHORITY="+h.Xauthority)
+	}
+	return env
+}
+
+// startXvfb starts a private Xvfb (own helper: internal/testguest's is not
+// implemented yet). withAuth gives it a cookie; without, it admits every
+// local client. Its stderr is logged only when the test fails.
+func startXvfb(t testing.TB, screen string, withAuth bool) *hostX {
+	t.Helper()
+	bin := need(t, "Xvfb", "xvfb")
+	h := &hostX{}
+	// -noreset: otherwise Xvfb resets (dropping setxkbmap's changes) each
+	// time its last client leaves.
+	args := []string{"-displayfd", "3", "-screen", "0", screen, "-nolisten", "tcp", "-noreset"}
+	if withAuth {
+		h.Cookie = newCookie(t)
+		args = append(args, "-auth", writeAuth(t, "xvfb.auth", wildEntry(h.Cookie)))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var stderr lockedBuffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		t.Fatalf("start Xvfb: %v", err)
+	}
+	w.Close()
+	h.PID = cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("Xvfb :%d stderr:\n%s", h.Num, stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		<-exited
+		t.Fatalf("Xvfb did not start: %v\n%s", err, stderr.String())
+	}
+	h.Num, err = strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("Xvfb -displayfd wrote %q", line)
+	}
+	h.Display = ":" + strconv.Itoa(h.Num)
+	if withAuth {
+		hn, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A decoy for another display first: the lookup must skip it.
+		h.Xauthority = writeAuth(t, "host.Xauthority",
+			xauth.LocalEntry(hn, h.Num+1, newCookie(t)),
+			xauth.LocalEntry(hn, h.Num, h.Cookie))
+	}
+	return h
+}
+
+// startXephyr starts a nested server on host with a fresh cookie and
+// registers Close as cleanup. Its stderr is logged only when the test fails.
+func startXephyr(t testing.TB, host *hostX, o Options) (*Server, xauth.Cookie) {
+	t.Helper()
+	need(t, "Xephyr", "xserver-xephyr")
+	c := newCookie(t)
+	if o.AuthFile == "" {
+		o.AuthFile = writeAuth(t, "nested.auth", wildEntry(c))
+	}
+	if o.Env == nil {
+		o.Env = host.Env()
+	}
+	var stderr lockedBuffer
+	o.Stderr = &stderr
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("Start: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("cleanup Close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("Xephyr :%d stderr:\n%s", s.Display, stderr.String())
+		}
+	})
+	return s, c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// processGone reports whether pid no longer exists (Start's waiter reaped it).
+func processGone(pid int) bool {
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}

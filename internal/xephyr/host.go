@@ -1,0 +1,215 @@
+package xephyr
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+
+	"github.com/xvmview/xvmview/internal/xauth"
+)
+
+// HostFacts describes the host display, for sizing and configuring the
+// nested one.
+type HostFacts struct {
+	Width, Height     int // root window of the display's screen, in pixels
+	WidthMM, HeightMM int // physical size as the server reports it
+	XKB               XKB // from the _XKB_RULES_NAMES root property; zero if unset
+}
+
+// DPI returns the horizontal dots per inch from the reported size, or 0
+// when the server reports no physical size.
+func (f HostFacts) DPI() int {
+	if f.WidthMM <= 0 {
+		return 0
+	}
+	return int(float64(f.Width)*25.4/float64(f.WidthMM) + 0.5)
+}
+
+// QueryHost connects to the host display (a DISPLAY value such as ":0",
+// ":0.1", "unix:0", "localhost:10.0" or "/path/to/socket:0") with the
+// MIT-MAGIC-COOKIE-1 entry for it from the Xauthority file xauthority (""
+// or no matching entry: no authorization, for displays using host-based
+// access), and returns its screen size and XKB names. ctx bounds the whole
+// query.
+//
+// Errors name the display: bad display string, unreadable Xauthority file,
+// connection refused, authorization refused (with the server's reason).
+func QueryHost(ctx context.Context, display, xauthority string) (HostFacts, error) {
+	d, err := parseDisplay(display)
+	if err != nil {
+		return HostFacts{}, err
+	}
+	cookieHex := ""
+	if xauthority != "" {
+		cookieHex, err = lookupCookie(xauthority, d)
+		if err != nil {
+			return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+		}
+	}
+	var dl net.Dialer
+	nc, err := dl.DialContext(ctx, d.network, d.address)
+	if err != nil {
+		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+	}
+	conn, err := setupXGB(ctx, nc, cookieHex)
+	if err != nil {
+		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	defer stop()
+	facts, err := queryFacts(conn, d.screen)
+	if err != nil {
+		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, ctxOr(ctx, err))
+	}
+	return facts, nil
+}
+
+func queryFacts(conn *xgb.Conn, screen int) (HostFacts, error) {
+	setup := xproto.Setup(conn)
+	if setup == nil || len(setup.Roots) == 0 {
+		return HostFacts{}, errors.New("server sent no screens")
+	}
+	if screen >= len(setup.Roots) {
+		return HostFacts{}, fmt.Errorf("screen %d does not exist (the server has %d)", screen, len(setup.Roots))
+	}
+	s := setup.Roots[screen]
+	facts := HostFacts{
+		Width: int(s.WidthInPixels), Height: int(s.HeightInPixels),
+		WidthMM: int(s.WidthInMillimeters), HeightMM: int(s.HeightInMillimeters),
+	}
+	// The server keeps _XKB_RULES_NAMES on the first screen's root.
+	atom, err := xproto.InternAtom(conn, true, uint16(len("_XKB_RULES_NAMES")), "_XKB_RULES_NAMES").Reply()
+	if err != nil {
+		return HostFacts{}, fmt.Errorf("intern _XKB_RULES_NAMES: %w", err)
+	}
+	if atom.Atom == xproto.AtomNone {
+		return facts, nil
+	}
+	prop, err := xproto.GetProperty(conn, false, setup.Roots[0].Root, atom.Atom, xproto.AtomString, 0, 1024).Reply()
+	if err != nil {
+		return HostFacts{}, fmt.Errorf("read _XKB_RULES_NAMES: %w", err)
+	}
+	if prop.Format == 8 {
+		facts.XKB = parseRulesNames(prop.Value)
+	}
+	return facts, nil
+}
+
+// parseRulesNames splits the NUL-separated rules, model, layout, variant,
+// options of _XKB_RULES_NAMES.
+func parseRulesNames(v []byte) XKB {
+	f := strings.Split(strings.TrimRight(string(v), "\x00"), "\x00")
+	for len(f) < 5 {
+		f = append(f, "")
+	}
+	return XKB{Rules: f[0], Model: f[1], Layout: f[2], Variant: f[3], Options: f[4]}
+}
+
+// hostDisplay is a parsed DISPLAY value.
+type hostDisplay struct {
+	network, address string // for net.Dial
+	local            bool   // unix socket or loopback TCP: Xauthority family Local
+	host             string // TCP host otherwise
+	number           string // display number as written
+	screen           int
+}
+
+// parseDisplay parses a DISPLAY value the way libxcb does for the forms in
+// use: [/path/sock]:N, [unix]:N, [tcp/]host:N, each with an optional .S.
+func parseDisplay(display string) (hostDisplay, error) {
+	bad := func(why string) (hostDisplay, error) {
+		return hostDisplay{}, fmt.Errorf("host display %q: %s; expected a DISPLAY value like :0", display, why)
+	}
+	colon := strings.LastIndex(display, ":")
+	if colon < 0 {
+		return bad("no ':'")
+	}
+	host, rest := display[:colon], display[colon+1:]
+	var d hostDisplay
+	d.number = rest
+	if dot := strings.LastIndex(rest, "."); dot >= 0 {
+		d.number = rest[:dot]
+		s, err := strconv.Atoi(rest[dot+1:])
+		if err != nil || s < 0 {
+			return bad("bad screen number")
+		}
+		d.screen = s
+	}
+	n, err := strconv.Atoi(d.number)
+	if err != nil || n < 0 || n > 65535-6000 {
+		return bad("bad display number")
+	}
+	switch {
+	case strings.HasPrefix(host, "/"):
+		d.network, d.address, d.local = "unix", display[:colon]+":"+d.number, true
+	case host == "" || host == "unix":
+		d.network, d.address, d.local = "unix", socketPath(n), true
+	default:
+		host = strings.TrimPrefix(host, "tcp/")
+		if strings.Contains(host, "/") {
+			return bad("unsupported protocol")
+		}
+		h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		d.network, d.address, d.host = "tcp", net.JoinHostPort(h, strconv.Itoa(6000+n)), h
+		if h == "localhost" {
+			d.local = true
+		} else if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+			d.local = true
+		}
+	}
+	return d, nil
+}
+
+// lookupCookie returns the hex MIT-MAGIC-COOKIE-1 for d from the
+// Xauthority file path by libXau's rule (xauth.Lookup), or "" when the file
+// does not exist or has no usable entry.
+func lookupCookie(path string, d hostDisplay) (string, error) {
+	entries, err := xauth.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	family, addr := xauth.FamilyLocal, []byte(nil)
+	if d.local {
+		hn, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("find Xauthority entry: %w", err)
+		}
+		addr = []byte(hn)
+	} else {
+		ip := net.ParseIP(d.host)
+		switch {
+		case ip == nil:
+			// A host name: resolving it is libxcb's business; only
+			// Wild entries can match here.
+			var wild []xauth.Entry
+			for _, e := range entries {
+				if e.Family == xauth.FamilyWild {
+					wild = append(wild, e)
+				}
+			}
+			entries, family = wild, xauth.FamilyWild
+		case ip.To4() != nil:
+			family, addr = xauth.FamilyInternet, ip.To4()
+		default:
+			family, addr = xauth.FamilyInternet6, ip.To16()
+		}
+	}
+	e, ok := xauth.Lookup(entries, family, addr, d.number, xauth.CookieName)
+	if !ok || len(e.Data) != 16 {
+		return "", nil
+	}
+	return hex.EncodeToString(e.Data), nil
+}

@@ -1,0 +1,110 @@
+package guest
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+)
+
+// HostKeyError means the guest's host key is not vouched for by known_hosts:
+// the host is unknown (Changed false) or presents a different key than the one
+// recorded (Changed true: possibly an attack). Nothing was sent to the guest.
+type HostKeyError struct {
+	Alias       string // the name the user gave (for `ssh ALIAS`)
+	Host        string // host name as looked up in known_hosts
+	Addr        string // host:port dialled
+	Fingerprint string // SHA256 fingerprint of the key the guest presented, "SHA256:..."
+	KeyType     string // e.g. "ssh-ed25519"
+	Changed     bool
+	KnownHosts  string // the known_hosts file to fix (for Changed: the file holding the old key)
+	Line        int    // for Changed: the line of the old key in KnownHosts
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Changed {
+		return fmt.Sprintf("host key for %s has CHANGED: it now presents %s key %s, but %s line %d holds a different key; "+
+			"this may be an attack (someone intercepting the connection) or the guest was reinstalled: "+
+			"verify the new fingerprint out of band before removing the old entry with `ssh-keygen -R %s -f %s`",
+			e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, e.Line, knownHostsName(e.Host, e.Addr), e.KnownHosts)
+	}
+	return fmt.Sprintf("unknown host key for %s: %s key %s is not in %s; "+
+		"verify the fingerprint out of band (on the guest: `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`), "+
+		"then accept it with `ssh %s` once, or `ssh-keyscan -p %s %s >> %s`",
+		e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, cmp.Or(e.Alias, e.Host), portOf(e.Addr), e.Host, e.KnownHosts)
+}
+
+// UnreachableError means no TCP connection to the guest could be made.
+type UnreachableError struct {
+	Addr string // host:port
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach guest at %s: %s", e.Addr, errText(e.Err))
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// AuthError means the guest refused every key offered.
+type AuthError struct {
+	User      string
+	Addr      string
+	Tried     []string // the keys offered, e.g. "agent: ssh-ed25519 SHA256:... me@host", "/home/me/.ssh/id_ed25519"
+	Encrypted []string // identity files skipped because they are passphrase-protected and not in the agent
+	Err       error
+}
+
+func (e *AuthError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "guest %s refused login as %s", e.Addr, e.User)
+	if len(e.Tried) == 0 {
+		b.WriteString(": no keys to offer (no agent keys, no usable identity file)")
+	} else {
+		fmt.Fprintf(&b, " with %s", strings.Join(e.Tried, ", "))
+	}
+	for _, f := range e.Encrypted {
+		fmt.Fprintf(&b, "; %s is passphrase-protected: add it to your agent with `ssh-add %s`", f, f)
+	}
+	return b.String()
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// ExitError is a remote command's non-zero exit.
+type ExitError struct {
+	Status int    // exit status; 128+N when killed by signal N
+	Signal string // signal name without "SIG" when killed by a signal, e.g. "KILL"
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("guest command killed by signal %s", e.Signal)
+	}
+	return fmt.Sprintf("guest command exited with status %d", e.Status)
+}
+
+func errText(err error) string {
+	s := err.Error()
+	// net.OpError reads "dial tcp 10.0.0.2:22: connect: connection refused";
+	// the address is in our message already.
+	if i := strings.LastIndex(s, ": "); i >= 0 && strings.HasPrefix(s, "dial ") {
+		return s[i+2:]
+	}
+	return s
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return "22"
+}
+
+// knownHostsName is how known_hosts names host at addr: "host" on port 22,
+// "[host]:port" otherwise.
+func knownHostsName(host, addr string) string {
+	if p := portOf(addr); p != "22" {
+		return "[" + host + "]:" + p
+	}
+	return host
+}

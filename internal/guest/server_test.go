@@ -1,0 +1,216 @@
+package guest
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// testServer is an in-process SSH server on loopback. It accepts the
+// authorised public key and runs a tiny command language: "true",
+// "exit N", "cat" (stdin to stdout), "echo-stderr TEXT", "hang".
+type testServer struct {
+	t       *testing.T
+	ln      net.Listener
+	hostKey ssh.Signer
+
+	mu           sync.Mutex
+	authAttempts int
+	execs        []string
+}
+
+func newKey(t *testing.T) (ssh.Signer, ed25519.PrivateKey) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, priv
+}
+
+// writeKey writes priv as an unencrypted OpenSSH private key file and
+// returns its path.
+func writeKey(t *testing.T, priv ed25519.PrivateKey) string {
+	t.Helper()
+	block, err := ssh.MarshalPrivateKey(priv, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// encryptedPEM is one passphrase-protected key, made once: the bcrypt KDF
+// is slow.
+var encryptedPEM = sync.OnceValues(func() (ed25519.PrivateKey, []byte) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "test", []byte("secret"))
+	if err != nil {
+		panic(err)
+	}
+	return priv, pem.EncodeToMemory(block)
+})
+
+// encryptedKey writes the passphrase-protected test key and returns the
+// private key and the file's path.
+func encryptedKey(t *testing.T) (ed25519.PrivateKey, string) {
+	t.Helper()
+	priv, data := encryptedPEM()
+	path := filepath.Join(t.TempDir(), "id_encrypted")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return priv, path
+}
+
+func newTestServer(t *testing.T, authorized ssh.PublicKey) *testServer {
+	t.Helper()
+	hostKey, _ := newKey(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{t: t, ln: ln, hostKey: hostKey}
+	cfg := &ssh.ServerConfig{
+		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			s.mu.Lock()
+			s.authAttempts++
+			s.mu.Unlock()
+			if authorized != nil && string(key.Marshal()) == string(authorized.Marshal()) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("key not authorised")
+		},
+	}
+	cfg.AddHostKey(hostKey)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serve(c, cfg)
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *testServer) addr() string { return s.ln.Addr().String() }
+
+func (s *testServer) port() int {
+	return s.ln.Addr().(*net.TCPAddr).Port
+}
+
+func (s *testServer) executed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.execs...)
+}
+
+func (s *testServer) attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authAttempts
+}
+
+func (s *testServer) serve(c net.Conn, cfg *ssh.ServerConfig) {
+	defer c.Close()
+	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
+	if err != nil {
+		return
+	}
+	defer sc.Close()
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			nc.Reject(ssh.UnknownChannelType, "no")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go s.session(ch, creqs)
+	}
+}
+
+func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	for req := range reqs {
+		if req.Type != "exec" {
+			req.Reply(false, nil)
+			continue
+		}
+		cmd := string(req.Payload[4:])
+		s.mu.Lock()
+		s.execs = append(s.execs, cmd)
+		s.mu.Unlock()
+		req.Reply(true, nil)
+		status := 0
+		switch f := strings.Fields(cmd); {
+		case cmd == "true":
+		case cmd == "hang": // until the client closes the channel
+			for range reqs {
+			}
+			return
+		case cmd == "cat":
+			io.Copy(ch, ch)
+		case len(f) == 2 && f[0] == "exit":
+			status, _ = strconv.Atoi(f[1])
+		case len(f) > 1 && f[0] == "echo-stderr":
+			io.WriteString(ch.Stderr(), strings.Join(f[1:], " "))
+		default:
+			status = 127
+		}
+		ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(status)))
+		return
+	}
+}
+
+// knownHostsFile writes a known_hosts file vouching key for addr.
+func knownHostsFile(t *testing.T, addr string, keys ...ssh.PublicKey) string {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(knownhosts.Line([]string{knownhosts.Normalize(addr)}, k) + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/adrg/xdg"
+	"github.com/spf13/cobra"
+
+	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/session"
+)
+
+// Exit codes. A session that ran passes the app's own status through.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// signalError is the cause main gives the root context when a signal
+// arrives, so the exit status can say which (128+N, as shells do).
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "received " + e.sig.String() }
+
+// usageError marks errors in how xvmview was called (exit 2).
+type usageError struct{ error }
+
+// hinter is implemented by errors that know what the user should do.
+type hinter interface{ Hint() string }
+
+// cli holds one invocation's I/O; nothing here is global.
+type cli struct {
+	stdout, stderr io.Writer
+	status         int // set by subcommands that pass a status through
+}
+
+func (c *cli) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: error: "+format+"\n", args...)
+}
+
+func (c *cli) hintf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: hint: "+format+"\n", args...)
+}
+
+func (c *cli) noticef(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: "+format+"\n", args...)
+}
+
+// run is the whole program but for signals and the final exit.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	xdg.Reload() // read XDG_* from the environment as it is now
+	c := &cli{stdout: stdout, stderr: stderr}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return c.status
+	}
+	return c.report(err)
+}
+
+// report prints err in the one voice and returns the exit status.
+func (c *cli) report(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		c.errorf("%v", ue.error)
+		c.hintf("see 'xvmview --help'")
+		return exitUsage
+	}
+	c.errorf("%v", err)
+	var h hinter
+	if errors.As(err, &h) {
+		if hint := h.Hint(); hint != "" {
+			c.hintf("%s", hint)
+		}
+	}
+	return exitFailure
+}
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xvmview",
+		Short: "Run a guest's apps in an isolated nested X display",
+		Long: `xvmview runs an app from a guest (a VM you reach over SSH, or this machine) in a
+Xephyr window of its own. The app sees only that nested display: not your screen,
+keyboard or clipboard. Each launch gets a fresh cookie that never appears in any
+command line, and everything is removed when the app exits.`,
+		Example: `  xvmview list                      # the profiles you can run
+  xvmview run demo                  # the built-in local demo
+  xvmview run web -- https://example.org   # extra arguments go to the app
+  xvmview run web --dry-run         # show what would run, cookie redacted`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(c.runCommand(), c.listCommand(), c.versionCommand())
+	return root
+}
+
+func (c *cli) runCommand() *cobra.Command {
+	var dryRun, verbose bool
+	var screenshot string
+	cmd := &cobra.Command{
+		Use:   "run PROFILE [-- ARGS...]",
+		Short: "Open a profile's app in a new nested display",
+		Long: `Run starts Xephyr with a fresh cookie, logs into the profile's guest over SSH
+(host keys checked against known_hosts), hands the guest the cookie on stdin, runs the
+window manager and the app there, and tears everything down when the app exits, the
+window is closed, the connection drops or xvmview gets SIGINT, SIGTERM or SIGHUP.
+The exit status is the app's.`,
+		Example: `  xvmview run demo
+  xvmview run firefox-domu -- --private-window
+  xvmview run demo --screenshot /tmp/demo.png --verbose`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 {
+				return usageError{errors.New("run needs a profile name (see 'xvmview list')")}
+			}
+			if dash := cmd.ArgsLenAtDash(); dash > 1 || (dash < 0 && len(args) > 1) {
+				return usageError{fmt.Errorf("unexpected argument %q: put the app's arguments after --", args[1])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.runProfile(cmd.Context(), args[0], args[1:], dryRun, verbose, screenshot)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the Xephyr command line and the guest commands, then stop")
+	f.BoolVarP(&verbose, "verbose", "v", false, "report each phase with its time since start")
+	f.StringVar(&screenshot, "screenshot", "", "save a PNG of the nested display once the app's first window shows")
+	return cmd
+}
+
+func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRun, verbose bool, screenshot string) error {
+	if err := profile.ValidName(name); err != nil {
+		return usageError{err}
+	}
+	p, err := profile.Load(name, profile.DefaultDirs())
+	if err != nil {
+		return err
+	}
+	facts := session.Facts{RuntimeRoot: session.RuntimeRoot(xdg.RuntimeDir)}
+	facts.Hostname, _ = os.Hostname()
+	if !p.Local() {
+		t, err := guest.Resolve(p.Host, guest.Overrides{User: p.User, Port: p.Port, IdentityFile: p.IdentityFile}, guest.Config{})
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		facts.Guest = &t
+	}
+	if d := os.Getenv("DISPLAY"); d != "" {
+		facts.HostEnv = append(os.Environ()[:0:0], os.Environ()...)
+	} else if !dryRun {
+		return noDisplayError{}
+	}
+	pl, err := session.NewPlan(p, extra, facts)
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		return pl.Describe(c.stdout)
+	}
+	opts := session.Options{
+		Stdout:     c.stdout,
+		Stderr:     c.stderr,
+		Notice:     func(msg string) { c.noticef("%s", msg) },
+		Screenshot: screenshot,
+	}
+	if verbose {
+		opts.Progress = func(phase string, at time.Duration) {
+			fmt.Fprintf(c.stderr, "xvmview: %7.3fs %s\n", at.Seconds(), phase)
+		}
+	}
+	res, err := session.Run(ctx, pl, opts)
+	if err != nil {
+		return err
+	}
+	switch res.End {
+	case session.EndApp:
+		c.status = res.Status
+	case session.EndCanceled:
+		c.status = exitFailure
+		var se signalError
+		if errors.As(context.Cause(ctx), &se) {
+			if s, ok := se.sig.(syscall.Signal); ok {
+				c.status = 128 + int(s)
+			}
+		}
+	case session.EndXephyr:
+		c.noticef("%s; session ended", res.End)
+	}
+	return nil
+}
+
+// noDisplayError: Xephyr needs a host display to draw its window in.
+type noDisplayError struct{}
+
+func (noDisplayError) Error() string { return "no host display: DISPLAY is not set" }
+func (noDisplayError) Hint() string {
+	return "run xvmview from your desktop session, or try 'make demo', which starts a private Xvfb"
+}
+
+func (c *cli) listCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the profiles you can run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			entries, err := profile.List(profile.DefaultDirs())
+			if err != nil {
+				return err
+			}
+			w := 4
+			for _, e := range entries {
+				w = max(w, len(e.Name))
+			}
+			for _, e := range entries {
+				desc := e.Description
+				if e.Err != nil {
+					desc = "BROKEN: " + e.Err.Error()
+				}
+				fmt.Fprintf(c.stdout, "%-*s  %s\n", w, e.Name, strings.TrimSpace(desc))
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print xvmview's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := version
+			if v == "" {
+				v = "(devel)"
+				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+					v = bi.Main.Version
+				}
+			}
+			fmt.Fprintf(c.stdout, "xvmview %s\n", v)
+			return nil
+		},
+	}
+}

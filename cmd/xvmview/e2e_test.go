@@ -1,0 +1,511 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/session"
+	"github.com/xvmview/xvmview/internal/testguest"
+	"github.com/xvmview/xvmview/internal/xauth"
+	"github.com/xvmview/xvmview/internal/xephyr"
+)
+
+// The end-to-end tests run this test binary as xvmview itself (TestMain
+// below), against a real test guest (its own network namespace and sshd), a
+// real Xvfb as the host display, real Xephyr, xauth, twm and xterm.
+
+func TestMain(m *testing.M) {
+	if os.Getenv("XVMVIEW_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// world is one test guest and host display, with a user home for xvmview.
+type world struct {
+	t       *testing.T
+	g       *testguest.Guest
+	x       *testguest.Xvfb
+	home    string
+	runtime string
+}
+
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing (CI=true: .ci/run must install it)", tool)
+			}
+			t.Skipf("%s is missing", tool)
+		}
+	}
+}
+
+func newWorld(t *testing.T, withGuest bool) *world {
+	t.Helper()
+	requireTools(t, "Xephyr", "Xvfb", "xauth", "twm", "xterm", "xdpyinfo", "ss")
+	w := &world{t: t}
+	w.x = testguest.StartXvfb(t, testguest.XvfbOptions{})
+	if withGuest {
+		w.g = testguest.Start(t, testguest.Options{})
+	}
+	w.home = t.TempDir()
+	w.runtime = filepath.Join(w.home, "run")
+	must(t, os.Mkdir(w.runtime, 0o700))
+	must(t, os.MkdirAll(filepath.Join(w.home, ".config", "xvmview", "profiles"), 0o700))
+	must(t, os.MkdirAll(filepath.Join(w.home, ".ssh"), 0o700))
+	if withGuest {
+		w.sshConfig(w.g.KnownHosts)
+	}
+	return w
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sshConfig writes the user's ~/.ssh/config: alias "e2eguest" for the test
+// guest, with the given known_hosts file.
+func (w *world) sshConfig(knownHosts string) {
+	cfg := fmt.Sprintf(`Host e2eguest
+  HostName %s
+  Port %d
+  User %s
+  IdentityFile %s
+  IdentitiesOnly yes
+  UserKnownHostsFile %s
+`, w.g.Addr, w.g.Port, w.g.User, w.g.IdentityFile, knownHosts)
+	must(w.t, os.WriteFile(filepath.Join(w.home, ".ssh", "config"), []byte(cfg), 0o600))
+}
+
+func (w *world) profile(name, body string) {
+	must(w.t, os.WriteFile(filepath.Join(w.home, ".config", "xvmview", "profiles", name+".toml"), []byte(body), 0o600))
+}
+
+func (w *world) env() []string {
+	env := []string{
+		"XVMVIEW_TEST_MAIN=1",
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + w.home,
+		"XDG_CONFIG_HOME=" + filepath.Join(w.home, ".config"),
+		"XDG_RUNTIME_DIR=" + w.runtime,
+		"XDG_STATE_HOME=" + filepath.Join(w.home, ".local", "state"),
+	}
+	return append(env, w.x.Env()...)
+}
+
+// launcher is a running xvmview.
+type launcher struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	stdout *lockedBuffer
+	done   chan struct{}
+	err    error
+}
+
+func (w *world) start(args ...string) *launcher {
+	w.t.Helper()
+	l := &launcher{stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
+	l.cmd = exec.Command(os.Args[0], args...)
+	l.cmd.Env = w.env()
+	l.cmd.Stdout, l.cmd.Stderr = l.stdout, l.stderr
+	must(w.t, l.cmd.Start())
+	go func() { l.err = l.cmd.Wait(); close(l.done) }()
+	w.t.Cleanup(func() {
+		select {
+		case <-l.done:
+		default:
+			_ = l.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-l.done:
+			case <-time.After(20 * time.Second):
+				_ = l.cmd.Process.Kill()
+				<-l.done
+			}
+		}
+		if w.t.Failed() {
+			w.t.Logf("xvmview %s stderr:\n%s", strings.Join(args, " "), l.stderr.String())
+		}
+	})
+	return l
+}
+
+// wait returns the launcher's exit status, failing the test after 30 s.
+func (l *launcher) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("xvmview did not exit within 30 s; stderr:\n%s", l.stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(l.err, &ee) {
+		return ee.ExitCode()
+	}
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	return 0
+}
+
+// session waits until the launcher has recorded a running session whose
+// guest entry is written (or, for local runs, whose display is up) and
+// returns its state and cookie.
+func (w *world) session(l *launcher, remote bool) (session.State, xauth.Cookie) {
+	w.t.Helper()
+	root := filepath.Join(w.runtime, "xvmview")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-l.done:
+			w.t.Fatalf("xvmview exited early (%v); stderr:\n%s", l.err, l.stderr.String())
+		default:
+		}
+		states, _ := session.ReadStates(root)
+		for _, s := range states {
+			if s.Display >= 0 && s.XephyrPID > 0 && (!remote || s.GuestEntry) {
+				ents, err := xauth.ReadFile(filepath.Join(root, s.ID, "server.xauth"))
+				if err != nil || len(ents) == 0 {
+					continue
+				}
+				var c xauth.Cookie
+				copy(c[:], ents[0].Data)
+				return s, c
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.t.Fatalf("no running session after 30 s; stderr:\n%s", l.stderr.String())
+	return session.State{}, xauth.Cookie{}
+}
+
+// guestRun runs a shell snippet on the guest as the guest user.
+func (w *world) guestRun(script string, stdin string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := w.g.Command(ctx, "sh", "-c", script)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// checkGone asserts that nothing of the session is left: no Xephyr, no
+// session directory, no guest Xauthority entry for the display, no guest
+// processes.
+func (w *world) checkGone(s session.State) {
+	w.t.Helper()
+	if argv, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.XephyrPID)); err == nil && bytes.Contains(argv, []byte("Xephyr")) {
+		w.t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
+	}
+	root := filepath.Join(w.runtime, "xvmview")
+	ents, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.t.Fatal(err)
+	}
+	for _, e := range ents {
+		w.t.Errorf("runtime directory left behind: %s", filepath.Join(root, e.Name()))
+	}
+	if w.g == nil {
+		return
+	}
+	data, err := w.g.ReadHomeFile(".Xauthority")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.t.Fatal(err)
+	}
+	entries, err := xauth.Read(bytes.NewReader(data))
+	if err != nil {
+		w.t.Fatalf("guest Xauthority is invalid: %v", err)
+	}
+	for _, e := range entries {
+		if e.Number == strconv.Itoa(s.Display) {
+			w.t.Errorf("guest Xauthority still has an entry for display %d: family %d", s.Display, e.Family)
+		}
+	}
+	// The guest's processes end within the teardown's grace.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		procs, err := w.g.Processes()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if len(procs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				w.t.Errorf("guest process left behind: %d %q", p.PID, p.Cmdline)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// appScript is the guest app of the tests: an xterm with a red background
+// at +100+100, then wait for ~/stop and exit 3.
+const appScript = `xterm -bg red -geometry 30x8+100+100 -e sleep 1000 &
+while [ ! -e "$HOME/stop" ]; do sleep 0.1; done
+exit 3`
+
+func (w *world) remoteProfile(name string) {
+	w.profile(name, fmt.Sprintf(`description = "end-to-end test"
+host = "e2eguest"
+command = ["sh", "-c", %q]
+window_manager = ["twm"]
+screen = "800x600"
+`, appScript))
+}
+
+// TestRunRemote is the main story: run against the guest over tcp, see the
+// app's window in the nested display, check the cookie's reach, end the app
+// and find nothing left behind.
+func TestRunRemote(t *testing.T) {
+	w := newWorld(t, true)
+	w.remoteProfile("e2e")
+	l := w.start("run", "e2e", "--verbose")
+	s, cookie := w.session(l, true)
+	addr := fmt.Sprintf("%s:%d", w.g.HostAddr, s.Display)
+
+	t.Run("window drawn in the nested display", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		conn, err := xephyr.Dial(ctx, s.Display, cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Poll until xterm's red background shows inside the window, placed at
+		// +100+100 (below twm's title bar).
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			img, err := xephyr.Screenshot(conn, 0, 0, 800, 600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			red := func(x, y int) bool {
+				c := img.RGBAAt(x, y)
+				return c.R > 200 && c.G < 50 && c.B < 50
+			}
+			if red(160, 160) && !red(60, 60) && !red(700, 500) {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = writeTestPNG(t, img)
+				t.Fatalf("no red xterm window at (160,160) on the nested display")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("guest connects over TCP from its own address", func(t *testing.T) {
+		out, err := exec.Command("ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", 6000+s.Display)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss: %v: %s", err, out)
+		}
+		if !strings.Contains(string(out), w.g.Addr+":") {
+			t.Errorf("no TCP connection from the guest %s to port %d:\n%s", w.g.Addr, 6000+s.Display, out)
+		}
+	})
+
+	t.Run("guest client with the cookie connects, without or with a wrong one is refused", func(t *testing.T) {
+		if out, err := w.guestRun("xdpyinfo -display "+addr+" >/dev/null", ""); err != nil {
+			t.Fatalf("guest client with the session's cookie was refused: %v: %s", err, out)
+		}
+		if out, err := w.guestRun("XAUTHORITY=/nonexistent xdpyinfo -display "+addr, ""); err == nil {
+			t.Errorf("guest client without a cookie connected:\n%s", out)
+		}
+		wrong := fmt.Sprintf("ffff 0000 %04x %x 0012 %x 0010 %s\n", len(strconv.Itoa(s.Display)), strconv.Itoa(s.Display), xauth.CookieName, strings.Repeat("ab", 16))
+		if out, err := w.guestRun(`f=$(mktemp) && xauth -q -f "$f" nmerge - && XAUTHORITY="$f" xdpyinfo -display `+addr+`; st=$?; rm -f "$f"; exit $st`, wrong); err == nil {
+			t.Errorf("guest client with a wrong cookie connected:\n%s", out)
+		}
+	})
+
+	t.Run("cookie in no argv or environment", func(t *testing.T) {
+		checkNoCookieInProc(t, cookie)
+	})
+
+	t.Run("app exit ends the session and passes its status", func(t *testing.T) {
+		if out, err := w.guestRun(`touch "$HOME/stop"`, ""); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if st := l.wait(t); st != 3 {
+			t.Errorf("exit status %d, want the app's 3; stderr:\n%s", st, l.stderr.String())
+		}
+		w.checkGone(s)
+	})
+}
+
+func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
+	t.Helper()
+	needles := [][]byte{[]byte(c.Hex()), []byte(strings.ToUpper(c.Hex())), c.Bytes()}
+	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	env, _ := filepath.Glob("/proc/[0-9]*/environ")
+	scanned := 0
+	for _, p := range append(paths, env...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the process ended
+		}
+		scanned++
+		for _, n := range needles {
+			if bytes.Contains(b, n) {
+				t.Errorf("the cookie appears in %s", p)
+			}
+		}
+	}
+	if scanned < 10 {
+		t.Fatalf("scanned only %d /proc files", scanned)
+	}
+}
+
+func TestRunRemoteEndings(t *testing.T) {
+	w := newWorld(t, true)
+	w.remoteProfile("e2e")
+
+	t.Run("SIGTERM to the launcher", func(t *testing.T) {
+		l := w.start("run", "e2e")
+		s, _ := w.session(l, true)
+		must(t, l.cmd.Process.Signal(syscall.SIGTERM))
+		if st := l.wait(t); st != 128+int(syscall.SIGTERM) {
+			t.Errorf("exit status %d, want %d", st, 128+int(syscall.SIGTERM))
+		}
+		w.checkGone(s)
+	})
+
+	t.Run("dropped SSH connection", func(t *testing.T) {
+		l := w.start("run", "e2e")
+		s, _ := w.session(l, true)
+		must(t, w.g.KillSessions())
+		if st := l.wait(t); st != 1 {
+			t.Errorf("exit status %d, want 1", st)
+		}
+		if !strings.Contains(l.stderr.String(), "lost the SSH connection") {
+			t.Errorf("stderr does not say the connection was lost:\n%s", l.stderr.String())
+		}
+		w.checkGone(s)
+	})
+
+	t.Run("SIGKILLed launcher is cleaned up by the next run", func(t *testing.T) {
+		l := w.start("run", "e2e")
+		s, _ := w.session(l, true)
+		must(t, l.cmd.Process.Kill())
+		l.wait(t)
+		// The next launch (a dry run does not clean; list does not either) runs
+		// the stale-session cleanup first.
+		l2 := w.start("run", "e2e", "--verbose")
+		s2, _ := w.session(l2, true)
+		if !strings.Contains(l2.stderr.String(), "cleaned up after session "+s.ID) {
+			t.Errorf("second launch did not report cleaning session %s:\n%s", s.ID, l2.stderr.String())
+		}
+		if argv, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.XephyrPID)); err == nil && bytes.Contains(argv, []byte(s.ID)) {
+			t.Errorf("stale Xephyr pid %d still runs", s.XephyrPID)
+		}
+		if _, err := os.Stat(filepath.Join(w.runtime, "xvmview", s.ID)); err == nil {
+			t.Errorf("stale session directory %s still exists", s.ID)
+		}
+		if out, err := w.guestRun(`touch "$HOME/stop"`, ""); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		l2.wait(t)
+		_, _ = w.guestRun(`rm -f "$HOME/stop"`, "")
+		w.checkGone(s2)
+		w.checkGone(s)
+	})
+}
+
+func TestRunRefusesBadHostKeys(t *testing.T) {
+	w := newWorld(t, true)
+	w.remoteProfile("e2e")
+	cases := []struct {
+		name  string
+		setup func(path string) error
+		want  []string
+	}{
+		{"unknown host", func(path string) error { return os.WriteFile(path, nil, 0o600) }, []string{w.g.HostKeyFingerprint}},
+		{"changed host key", w.g.WrongKnownHosts, []string{w.g.HostKeyFingerprint, "changed"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kh := filepath.Join(w.home, ".ssh", "known_hosts_"+strings.ReplaceAll(tc.name, " ", "_"))
+			must(t, tc.setup(kh))
+			w.sshConfig(kh)
+			l := w.start("run", "e2e")
+			if st := l.wait(t); st != 1 {
+				t.Errorf("exit status %d, want 1", st)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(l.stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, l.stderr.String())
+				}
+			}
+			if _, err := w.g.ReadHomeFile(".Xauthority"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the guest got an Xauthority file (err %v)", err)
+			}
+			w.checkGone(session.State{Display: -1, XephyrPID: -1})
+		})
+	}
+}
+
+func TestRunLocal(t *testing.T) {
+	w := newWorld(t, false)
+	w.profile("loc", `description = "local end-to-end"
+host = "local"
+command = ["sh", "-c", "xdpyinfo >/dev/null && test -z \"$(XAUTHORITY=/nonexistent xdpyinfo 2>/dev/null)\" && exit 3"]
+window_manager = ["twm"]
+`)
+	l := w.start("run", "loc", "--verbose")
+	if st := l.wait(t); st != 3 {
+		t.Fatalf("exit status %d, want 3 (the app checks it can reach its display with the cookie and not without); stderr:\n%s", st, l.stderr.String())
+	}
+	w.checkGone(session.State{Display: -1, XephyrPID: -1})
+}
+
+// writeTestPNG keeps a failing test's screenshot for a human to look at.
+func writeTestPNG(t *testing.T, img image.Image) error {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("xvmview-%s.png", strings.ReplaceAll(t.Name(), "/", "_")))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	t.Logf("screenshot saved to %s", path)
+	return png.Encode(f, img)
+}

@@ -1,0 +1,24 @@
+// Command xvmview opens a guest's apps in a nested X display (Xephyr) of
+// their own, so they never see the host's screen, keyboard or clipboard.
+package main
+
+import (
+	"context"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jezek/xgb"
+)
+
+func main() {
+	xgb.Logger = log.New(io.Discard, "", 0) // xgb logs every closed connection
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() { cancel(signalError{<-sigs}) }()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(code)
+}

@@ -1,0 +1,176 @@
+// Package session runs one launch: it turns a profile into a Plan (pure: no
+// I/O), then Run executes the plan — Xephyr, the SSH login, the guest's
+// Xauthority entry, the window manager and the app — supervises it and tears
+// everything down in reverse order, recording what it could not undo so that
+// the next launch cleans up.
+package session
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/xauth"
+	"github.com/xvmview/xvmview/internal/xephyr"
+)
+
+// Facts are what a plan needs to know about this machine. The CLI gathers
+// them; tests make them up.
+type Facts struct {
+	RuntimeRoot  string        // where session directories go (see RuntimeRoot)
+	HostEnv      []string      // the host display's DISPLAY and XAUTHORITY, for Xephyr
+	Hostname     string        // this machine's name, for local Xauthority entries
+	XephyrBinary string        // "" = Xephyr from PATH
+	Guest        *guest.Target // the resolved SSH target; nil for a local profile
+}
+
+// Timeouts bound each phase of a launch and of the teardown.
+type Timeouts struct {
+	Start    time.Duration // Xephyr ready and SSH logged in
+	WMReady  time.Duration // the window manager owns the root window
+	Teardown time.Duration // each teardown step
+	Grace    time.Duration // between SIGTERM and SIGKILL
+}
+
+// DefaultTimeouts are generous enough for a slow VM and short enough that a
+// hung guest does not keep a dead window on the desktop.
+var DefaultTimeouts = Timeouts{Start: 30 * time.Second, WMReady: 5 * time.Second, Teardown: 5 * time.Second, Grace: 3 * time.Second}
+
+// Plan is everything one launch will do, computed without side effects.
+type Plan struct {
+	Profile       profile.Profile
+	RuntimeRoot   string
+	Xephyr        xephyr.Options // AuthFile is set by Run to the session's file
+	Guest         *guest.Target  // nil: run locally
+	WindowManager []string
+	Command       []string
+	DisplayHost   string // tcp transport: the address the guest dials; "" = our end of the SSH connection
+	Hostname      string
+	Timeouts      Timeouts
+}
+
+// NewPlan builds the plan for running profile p with extra arguments appended
+// to its command. It returns an error if the profile and the facts disagree
+// (a remote profile without a resolved guest).
+func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
+	if !p.Local() && f.Guest == nil {
+		return Plan{}, fmt.Errorf("profile %s: guest %q was not resolved", p.Name, p.Host)
+	}
+	cmd := append(append([]string(nil), p.Command...), extra...)
+	x := xephyr.Options{
+		Binary: f.XephyrBinary,
+		Screen: p.Screen,
+		Title:  p.Title, // profile.Parse fills in the default
+		Name:   "xvmview-" + p.Name,
+		Env:    f.HostEnv,
+	}
+	pl := Plan{
+		Profile:       p,
+		RuntimeRoot:   f.RuntimeRoot,
+		WindowManager: append([]string(nil), p.WindowManager...),
+		Command:       cmd,
+		Hostname:      f.Hostname,
+		Timeouts:      DefaultTimeouts,
+	}
+	if !p.Local() {
+		x.ListenTCP = true // transport "tcp": the guest dials us
+		t := *f.Guest
+		pl.Guest = &t
+		pl.DisplayHost = p.DisplayHost
+	}
+	pl.Xephyr = x
+	return pl, nil
+}
+
+// guestDisplay is the DISPLAY the guest's programs get in tcp mode.
+func guestDisplay(host string, n int) string {
+	if strings.Contains(host, ":") { // IPv6 literal
+		return fmt.Sprintf("[%s]:%d", host, n)
+	}
+	return fmt.Sprintf("%s:%d", host, n)
+}
+
+// Guest-side shell commands. Each is built from constants and quoted values.
+var (
+	guestXauthAdd = "xauth -q nmerge -"
+	guestXauthRm  = func(display string) string { return "xauth -q remove " + guest.Quote(display) }
+)
+
+// Describe prints the plan for --dry-run: the Xephyr argv and the guest
+// commands, exactly as they will run, with the cookie redacted and the
+// display number (known only once Xephyr runs) shown as N.
+func (pl Plan) Describe(w io.Writer) error {
+	x := pl.Xephyr
+	x.AuthFile = filepath.Join(pl.RuntimeRoot, "SESSION", "server.xauth")
+	args, err := x.Args()
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", pl.Profile.Name, err)
+	}
+	bin := x.Binary
+	if bin == "" {
+		bin = "Xephyr"
+	}
+	fmt.Fprintf(w, "profile:  %s (%s)\n", pl.Profile.Name, pl.Profile.Source)
+	fmt.Fprintf(w, "runtime:  %s (0700, removed at exit)\n", filepath.Join(pl.RuntimeRoot, "SESSION"))
+	fmt.Fprintf(w, "cookie:   16 random bytes, %s, written to server.xauth (0600) before Xephyr starts\n", xauth.Cookie{})
+	fmt.Fprintf(w, "xephyr:   %s\n", shellJoin(append([]string{bin}, args...)))
+	if pl.Guest == nil {
+		env := []string{"DISPLAY=:N", "XAUTHORITY=" + filepath.Join(pl.RuntimeRoot, "SESSION", "client.xauth")}
+		for _, argv := range pl.programs() {
+			line, err := guest.Command(env, argv)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "local:    %s\n", line)
+		}
+		return nil
+	}
+	g := pl.Guest
+	fmt.Fprintf(w, "guest:    %s@%s port %d (ssh_config host %q), host key checked against %s\n",
+		g.User, g.HostName, g.Port, g.Alias, strings.Join(g.KnownHostsFiles, ", "))
+	dh := pl.DisplayHost
+	if dh == "" {
+		dh = "LOCAL-ADDRESS-OF-SSH-CONNECTION"
+	}
+	display := guestDisplay(dh, 0)
+	display = strings.TrimSuffix(display, "0") + "N"
+	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 N 0012 %x 0010 %s)\n", guestXauthAdd, xauth.CookieName, xauth.Cookie{})
+	env := []string{"DISPLAY=" + display}
+	for _, argv := range pl.programs() {
+		line, err := guest.Command(env, argv)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "guest$    %s\n", line)
+	}
+	fmt.Fprintf(w, "teardown: app, window manager, guest$ %s, ssh, Xephyr, runtime dir\n", guestXauthRm(":N"))
+	fmt.Fprintf(w, "warning:  transport tcp: X traffic crosses the network in clear and Xephyr listens on all addresses\n")
+	return nil
+}
+
+// programs are the window manager (if any) and the app, in start order.
+func (pl Plan) programs() [][]string {
+	if len(pl.WindowManager) == 0 {
+		return [][]string{pl.Command}
+	}
+	return [][]string{pl.WindowManager, pl.Command}
+}
+
+// shellJoin quotes each word that needs it, for display.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%", r))
+		}) < 0 {
+			out[i] = a
+		} else {
+			out[i] = guest.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
+}

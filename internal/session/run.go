@@ -1,0 +1,484 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+
+	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/xauth"
+	"github.com/xvmview/xvmview/internal/xephyr"
+)
+
+// Options are the launcher's side of a run: where output goes and what to
+// report. The zero value runs quietly with output discarded.
+type Options struct {
+	Stdout, Stderr io.Writer                            // the app's and window manager's output
+	Progress       func(phase string, at time.Duration) // --verbose: each phase with the time since start
+	Notice         func(msg string)                     // one-line warnings for the user
+	Screenshot     string                               // save a PNG of the nested display once the app's first window shows
+}
+
+// End says why a session ended.
+type End int
+
+// The ways a session ends.
+const (
+	EndApp       End = iota // the app exited; Result.Status is its status
+	EndXephyr               // the Xephyr window was closed (or the server died)
+	EndGuestLost            // the SSH connection to the guest dropped
+	EndCanceled             // the context was canceled: a signal
+)
+
+func (e End) String() string {
+	switch e {
+	case EndApp:
+		return "the app exited"
+	case EndXephyr:
+		return "the Xephyr window was closed"
+	case EndGuestLost:
+		return "the connection to the guest was lost"
+	default:
+		return "interrupted"
+	}
+}
+
+// Result is how a session ended.
+type Result struct {
+	End     End
+	Status  int // the app's exit status when End is EndApp
+	Display int // the nested display's number
+}
+
+// GuestLostError is returned when the SSH connection to the guest dropped
+// while the session ran.
+type GuestLostError struct{ Host string }
+
+func (e *GuestLostError) Error() string {
+	return fmt.Sprintf("lost the SSH connection to %s", e.Host)
+}
+
+// OpenDisplayError is returned when the nested display accepted a client that
+// had no cookie: the launch is aborted rather than run an open server.
+type OpenDisplayError struct {
+	Display int
+	Err     error
+}
+
+func (e *OpenDisplayError) Error() string {
+	return fmt.Sprintf("nested display :%d accepts clients without the cookie; aborted: %v", e.Display, e.Err)
+}
+
+// NoXauthError is returned when the guest has no xauth program.
+type NoXauthError struct{ Host string }
+
+func (e *NoXauthError) Error() string { return fmt.Sprintf("no xauth on guest %s", e.Host) }
+
+// Hint says what to do.
+func (e *NoXauthError) Hint() string {
+	return "install xauth on the guest (Debian/Ubuntu: apt-get install xauth; Fedora: dnf install xorg-x11-xauth)"
+}
+
+// proc is a running app or window manager, here or on the guest.
+type proc interface {
+	Done() <-chan struct{}
+	Wait() (int, error)
+	Close(ctx context.Context) error
+}
+
+// Run executes the plan and blocks until the session ends, then tears it down.
+// The error is nil when the session ran and ended normally (the app exited, the
+// window was closed, or ctx was canceled); Result says how. Setup failures,
+// a lost guest and teardown steps that could not be completed are errors.
+func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
+	r := &runner{pl: pl, o: o, start: time.Now()}
+	if r.o.Stdout == nil {
+		r.o.Stdout = io.Discard
+	}
+	if r.o.Stderr == nil {
+		r.o.Stderr = io.Discard
+	}
+	defer func() {
+		if terr := r.teardown(ctx); terr != nil {
+			err = errors.Join(err, terr)
+		}
+	}()
+	return r.run(ctx)
+}
+
+type runner struct {
+	pl    Plan
+	o     Options
+	start time.Time
+
+	dir    *sessionDir
+	state  State
+	stack  []step
+	cookie xauth.Cookie
+
+	srv    *xephyr.Server
+	conn   *xgb.Conn
+	client *guest.Client
+	mapped chan struct{} // closed when the first top-level window maps
+}
+
+// step is one thing teardown undoes. keep marks state that must stay on
+// record when the undo fails.
+type step struct {
+	name string
+	undo func(ctx context.Context) error
+}
+
+func (r *runner) push(name string, undo func(ctx context.Context) error) {
+	r.stack = append(r.stack, step{name, undo})
+}
+
+func (r *runner) phase(name string) {
+	if r.o.Progress != nil {
+		r.o.Progress(name, time.Since(r.start))
+	}
+}
+
+func (r *runner) notice(format string, args ...any) {
+	if r.o.Notice != nil {
+		r.o.Notice(fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *runner) saveState() {
+	if err := r.dir.writeState(&r.state); err != nil {
+		r.notice("%v", err)
+	}
+}
+
+func (r *runner) run(ctx context.Context) (Result, error) {
+	pl := r.pl
+	CleanStale(ctx, pl.RuntimeRoot, r.notice)
+
+	dir, err := newSessionDir(pl.RuntimeRoot)
+	if err != nil {
+		return Result{}, err
+	}
+	r.dir = dir
+	ticks, _ := procStartTicks(os.Getpid())
+	r.state = State{ID: dir.ID, Profile: pl.Profile.Name, LauncherPID: os.Getpid(), LauncherTime: ticks, Started: time.Now(), Display: -1}
+	r.saveState()
+	r.phase("runtime directory " + dir.Path)
+
+	if r.cookie, err = xauth.NewCookie(); err != nil {
+		return Result{}, err
+	}
+	// The server reads every record with a name it knows; the file must hold
+	// the cookie before Xephyr starts, or Xephyr runs without access control.
+	authFile := dir.file("server.xauth")
+	if err := xauth.WriteFile(authFile, []xauth.Entry{{Family: xauth.FamilyWild, Name: xauth.CookieName, Data: r.cookie.Bytes()}}); err != nil {
+		return Result{}, err
+	}
+
+	startCtx, cancelStart := context.WithTimeout(ctx, pl.Timeouts.Start)
+	defer cancelStart()
+
+	// The SSH login overlaps with Xephyr's start.
+	type dialed struct {
+		c   *guest.Client
+		err error
+	}
+	dialc := make(chan dialed, 1)
+	if pl.Guest != nil {
+		go func() {
+			c, err := guest.Dial(startCtx, *pl.Guest, guest.DialOptions{})
+			dialc <- dialed{c, err}
+		}()
+	}
+	// Whatever happens below, a finished dial is owned by the teardown.
+	var dialOnce sync.Once
+	awaitDial := func() (*guest.Client, error) {
+		var d dialed
+		dialOnce.Do(func() {
+			d = <-dialc
+			if d.c != nil {
+				r.client = d.c
+				r.push("ssh connection", func(context.Context) error { return d.c.Close() })
+			}
+		})
+		return d.c, d.err
+	}
+	if pl.Guest != nil {
+		defer func() { _, _ = awaitDial() }() // on early return: collect and close
+	}
+
+	xo := pl.Xephyr
+	xo.AuthFile = authFile
+	if r.o.Progress != nil {
+		xo.Stderr = r.o.Stderr // Xephyr is chatty; its tail is in any startup error anyway
+	}
+	srv, err := xephyr.Start(startCtx, xo)
+	if err != nil {
+		return Result{}, err
+	}
+	r.srv = srv
+	r.push("Xephyr", func(context.Context) error { return srv.Close() })
+	r.state.XephyrPID, r.state.Display = srv.PID, srv.Display
+	r.saveState()
+	r.phase(fmt.Sprintf("Xephyr ready on :%d", srv.Display))
+
+	// Our own connection keeps -terminate from firing before the guest's
+	// clients connect, and lets us watch windows map.
+	conn, err := xephyr.Dial(startCtx, srv.Display, r.cookie)
+	if err != nil {
+		return Result{Display: srv.Display}, fmt.Errorf("connect to nested display :%d: %w", srv.Display, err)
+	}
+	r.conn = conn
+	r.push("X connection", func(context.Context) error { conn.Close(); return nil })
+	if err := xephyr.CheckRefusesCookieless(startCtx, srv.Display); err != nil {
+		return Result{Display: srv.Display}, &OpenDisplayError{srv.Display, err}
+	}
+	r.watchMaps()
+	r.phase("nested display refuses clients without the cookie")
+
+	var wm, app proc
+	if pl.Guest == nil {
+		wm, app, err = r.startLocal(ctx)
+	} else {
+		c, derr := awaitDial()
+		if derr != nil {
+			return Result{Display: srv.Display}, derr
+		}
+		r.phase("logged in to " + c.RemoteAddr())
+		wm, app, err = r.startGuest(ctx, c)
+	}
+	if err != nil {
+		return Result{Display: srv.Display}, err
+	}
+	return r.supervise(ctx, wm, app)
+}
+
+// startLocal runs the window manager and app on this machine against :N with
+// a client Xauthority of their own.
+func (r *runner) startLocal(ctx context.Context) (wm, app proc, err error) {
+	n := r.srv.Display
+	client := r.dir.file("client.xauth")
+	if err := xauth.WriteFile(client, []xauth.Entry{xauth.WildEntry(n, r.cookie)}); err != nil {
+		return nil, nil, err
+	}
+	env := []string{fmt.Sprintf("DISPLAY=:%d", n), "XAUTHORITY=" + client}
+	if len(r.pl.WindowManager) > 0 {
+		p, err := startLocal(env, r.pl.WindowManager, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start window manager: %w", err)
+		}
+		wm = p
+		r.push("window manager", p.Close)
+		r.waitWM(ctx, p)
+	}
+	p, err := startLocal(env, r.pl.Command, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
+	if err != nil {
+		return wm, nil, fmt.Errorf("start %s: %w", r.pl.Command[0], err)
+	}
+	r.push("app", p.Close)
+	r.phase("started " + r.pl.Command[0])
+	return wm, p, nil
+}
+
+// startGuest writes the guest's Xauthority entry (cookie on stdin only), then
+// starts the window manager and the app there.
+func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc, err error) {
+	n := r.srv.Display
+	host := r.pl.DisplayHost
+	if host == "" {
+		host = c.LocalIP().String()
+	}
+	display := guestDisplay(host, n)
+	gdisp := fmt.Sprintf(":%d", n)
+	r.notice("transport tcp: X traffic and the cookie cross the network to %s in clear", r.pl.Guest.HostName)
+
+	// Record the entry before writing it: a crash in between still gets it
+	// cleaned up.
+	r.state.Guest = r.pl.Guest
+	r.state.GuestDisplay = gdisp
+	r.state.GuestEntry = true
+	r.saveState()
+	r.push("guest Xauthority entry", func(ctx context.Context) error { return r.removeGuestEntry(ctx, gdisp) })
+
+	var stderr bytes.Buffer
+	line := xauth.WildEntry(n, r.cookie).Numeric() + "\n"
+	if err := c.Run(ctx, guestXauthAdd, strings.NewReader(line), io.Discard, &stderr); err != nil {
+		var ee *guest.ExitError
+		if errors.As(err, &ee) && ee.Status == 127 {
+			return nil, nil, &NoXauthError{Host: r.pl.Guest.HostName}
+		}
+		return nil, nil, fmt.Errorf("write guest Xauthority on %s: %w (%s)", r.pl.Guest.HostName, err, strings.TrimSpace(stderr.String()))
+	}
+	r.phase("cookie written to the guest's Xauthority")
+
+	env := []string{"DISPLAY=" + display}
+	if len(r.pl.WindowManager) > 0 {
+		p, err := c.Start(ctx, guest.ProcSpec{Env: env, Argv: r.pl.WindowManager, Stdout: r.o.Stdout, Stderr: r.o.Stderr})
+		if err != nil {
+			return nil, nil, fmt.Errorf("start window manager on %s: %w", r.pl.Guest.HostName, err)
+		}
+		wm = p
+		r.push("window manager", p.Close)
+		r.waitWM(ctx, p)
+	}
+	p, err := c.Start(ctx, guest.ProcSpec{Env: env, Argv: r.pl.Command, Stdout: r.o.Stdout, Stderr: r.o.Stderr})
+	if err != nil {
+		return wm, nil, fmt.Errorf("start %s on %s: %w", r.pl.Command[0], r.pl.Guest.HostName, err)
+	}
+	r.push("app", p.Close)
+	r.phase("started " + r.pl.Command[0] + " on " + r.pl.Guest.HostName)
+	return wm, p, nil
+}
+
+// removeGuestEntry removes the display's entry from the guest's Xauthority,
+// over the session's connection if it still works, else over a new one.
+func (r *runner) removeGuestEntry(ctx context.Context, display string) error {
+	c := r.client
+	if c != nil {
+		select {
+		case <-c.Done():
+			c = nil
+		default:
+		}
+	}
+	if c == nil {
+		nc, err := guest.Dial(ctx, *r.pl.Guest, guest.DialOptions{})
+		if err != nil {
+			return fmt.Errorf("remove guest Xauthority entry for %s: %w", display, err)
+		}
+		defer nc.Close()
+		c = nc
+	}
+	var stderr bytes.Buffer
+	if err := c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr); err != nil {
+		return fmt.Errorf("remove guest Xauthority entry for %s: %w (%s)", display, err, strings.TrimSpace(stderr.String()))
+	}
+	r.state.GuestEntry = false
+	r.saveState()
+	r.phase("guest Xauthority entry removed")
+	return nil
+}
+
+// waitWM waits until a window manager owns the root window (it selected
+// SubstructureRedirect), so the app's first window gets managed. A window
+// manager that never gets there costs Timeouts.WMReady and a notice; one that
+// exits first, only the notice.
+func (r *runner) waitWM(ctx context.Context, wm proc) {
+	root := xproto.Setup(r.conn).DefaultScreen(r.conn).Root
+	deadline := time.NewTimer(r.pl.Timeouts.WMReady)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a, err := xproto.GetWindowAttributes(r.conn, root).Reply()
+		if err == nil && a.AllEventMasks&xproto.EventMaskSubstructureRedirect != 0 {
+			r.phase("window manager ready")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wm.Done():
+			st, _ := wm.Wait()
+			r.notice("the window manager exited with status %d before it took over the display; starting the app without one", st)
+			return
+		case <-deadline.C:
+			r.notice("the window manager did not take over the display within %s; starting the app anyway", r.pl.Timeouts.WMReady)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// supervise waits for the first of: app exit, Xephyr exit, guest lost, ctx.
+func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
+	res := Result{Display: r.srv.Display}
+	var lost <-chan struct{}
+	if r.client != nil {
+		lost = r.client.Done()
+	}
+	var wmDone <-chan struct{}
+	if wm != nil {
+		select {
+		case <-wm.Done(): // exited during startup; already reported
+		default:
+			wmDone = wm.Done()
+		}
+	}
+	for {
+		select {
+		case <-app.Done():
+			st, err := app.Wait()
+			if err != nil {
+				if r.client != nil {
+					select {
+					case <-r.client.Done():
+						res.End = EndGuestLost
+						return res, &GuestLostError{Host: r.pl.Guest.HostName}
+					default:
+					}
+				}
+				return res, fmt.Errorf("wait for %s: %w", r.pl.Command[0], err)
+			}
+			res.End, res.Status = EndApp, st
+			r.phase(fmt.Sprintf("%s exited with status %d", r.pl.Command[0], st))
+			return res, nil
+		case <-r.srv.Done():
+			res.End = EndXephyr
+			r.phase("Xephyr exited")
+			return res, nil
+		case <-lost:
+			res.End = EndGuestLost
+			return res, &GuestLostError{Host: r.pl.Guest.HostName}
+		case <-ctx.Done():
+			res.End = EndCanceled
+			r.phase("interrupted")
+			return res, nil
+		case <-wmDone:
+			st, _ := wm.Wait()
+			r.notice("the window manager exited (status %d); the session goes on until %s exits", st, r.pl.Command[0])
+			wmDone = nil
+		}
+	}
+}
+
+// teardown undoes every step in reverse order, each with its own deadline.
+// The session directory goes last, and only if nothing is left to clean up:
+// otherwise its state file tells the next launch what remains.
+func (r *runner) teardown(ctx context.Context) error {
+	base := context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(r.stack) - 1; i >= 0; i-- {
+		s := r.stack[i]
+		sctx, cancel := context.WithTimeout(base, r.pl.Timeouts.Teardown+r.pl.Timeouts.Grace)
+		if err := s.undo(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("teardown: %s: %w", s.name, err))
+		}
+		cancel()
+	}
+	if r.dir == nil {
+		return errors.Join(errs...)
+	}
+	if r.state.GuestEntry {
+		r.state.XephyrPID = 0
+		r.saveState()
+		_ = os.Remove(r.dir.file("server.xauth"))
+		_ = os.Remove(r.dir.file("client.xauth"))
+		errs = append(errs, fmt.Errorf("teardown: left %s for the next launch to clean up", r.dir.Path))
+		return errors.Join(errs...)
+	}
+	if err := r.dir.Remove(); err != nil {
+		errs = append(errs, err)
+	}
+	r.phase("cleaned up")
+	return errors.Join(errs...)
+}

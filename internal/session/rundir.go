@@ -1,0 +1,213 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/guest"
+)
+
+// RuntimeRoot returns the directory that holds one private directory per
+// session: $XDG_RUNTIME_DIR/xvmview when the runtime dir exists, else
+// $TMPDIR/xvmview-UID (checked as strictly as the former).
+func RuntimeRoot(xdgRuntimeDir string) string {
+	if xdgRuntimeDir != "" {
+		if fi, err := os.Stat(xdgRuntimeDir); err == nil && fi.IsDir() {
+			return filepath.Join(xdgRuntimeDir, "xvmview")
+		}
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("xvmview-%d", os.Getuid()))
+}
+
+// UnsafeDirError reports a runtime directory that another user could tamper
+// with: owned by someone else, or writable by group or others.
+type UnsafeDirError struct {
+	Path   string
+	Reason string
+}
+
+func (e *UnsafeDirError) Error() string {
+	return fmt.Sprintf("refusing runtime directory %s: %s", e.Path, e.Reason)
+}
+
+// Hint says what to do about it.
+func (e *UnsafeDirError) Hint() string {
+	return fmt.Sprintf("remove %s or fix its owner and mode (0700, owned by you), or set XDG_RUNTIME_DIR to a private directory", e.Path)
+}
+
+// ensurePrivateDir creates dir with mode 0700 if missing and checks that it
+// is a real directory (not a symlink), owned by us, with no group or other
+// permissions. It returns *UnsafeDirError when it is not.
+func ensurePrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create runtime directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check runtime directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return &UnsafeDirError{dir, "not a directory (a symlink or a file)"}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return &UnsafeDirError{dir, "cannot read its owner"}
+	}
+	if int(st.Uid) != os.Getuid() {
+		return &UnsafeDirError{dir, fmt.Sprintf("owned by uid %d, not by you (uid %d)", st.Uid, os.Getuid())}
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return &UnsafeDirError{dir, fmt.Sprintf("mode %04o lets other users in; want 0700", fi.Mode().Perm())}
+	}
+	return nil
+}
+
+// sessionDir is one launch's private directory under the runtime root.
+type sessionDir struct {
+	Root string // the runtime root
+	ID   string
+	Path string
+}
+
+func newSessionDir(root string) (*sessionDir, error) {
+	if err := ensurePrivateDir(root); err != nil {
+		return nil, err
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("make session id: %w", err)
+	}
+	id := hex.EncodeToString(b[:])
+	p := filepath.Join(root, id)
+	if err := os.Mkdir(p, 0o700); err != nil {
+		return nil, fmt.Errorf("create session directory: %w", err)
+	}
+	return &sessionDir{Root: root, ID: id, Path: p}, nil
+}
+
+func (d *sessionDir) file(name string) string { return filepath.Join(d.Path, name) }
+
+// Remove deletes the session directory and everything in it.
+func (d *sessionDir) Remove() error {
+	if err := os.RemoveAll(d.Path); err != nil {
+		return fmt.Errorf("remove session directory: %w", err)
+	}
+	return nil
+}
+
+// State is what a running session records in its directory so that the next
+// launch (or `xvmview ps`) can find it, and clean up after a launcher that was
+// killed. It never holds the cookie.
+type State struct {
+	ID           string        `json:"id"`
+	Profile      string        `json:"profile"`
+	LauncherPID  int           `json:"launcher_pid"`
+	LauncherTime uint64        `json:"launcher_start_ticks"`
+	Started      time.Time     `json:"started"`
+	XephyrPID    int           `json:"xephyr_pid,omitempty"`
+	Display      int           `json:"display"`
+	Guest        *guest.Target `json:"guest,omitempty"`
+	GuestDisplay string        `json:"guest_display,omitempty"` // the display name whose entry we added on the guest
+	GuestEntry   bool          `json:"guest_entry,omitempty"`   // true while the guest's Xauthority may hold our entry
+}
+
+const stateName = "state.json"
+
+// writeState replaces the state file atomically (temp file, 0600, rename).
+func (d *sessionDir) writeState(s *State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode session state: %w", err)
+	}
+	tmp := d.file(stateName + ".new")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write session state: %w", err)
+	}
+	if err := os.Rename(tmp, d.file(stateName)); err != nil {
+		return fmt.Errorf("write session state: %w", err)
+	}
+	return nil
+}
+
+// ReadStates returns the state of every session directory under root, live
+// or stale. Directories without a readable state are returned with only ID
+// set (a launch that died before recording anything).
+func ReadStates(root string) ([]State, error) {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read runtime directory: %w", err)
+	}
+	var out []State
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		var s State
+		b, err := os.ReadFile(filepath.Join(root, e.Name(), stateName))
+		if err == nil {
+			_ = json.Unmarshal(b, &s)
+		}
+		s.ID = e.Name()
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Alive reports whether the launcher that wrote s is still running: the PID
+// exists and started at the recorded time (so a reused PID does not count).
+func (s State) Alive() bool {
+	if s.LauncherPID <= 0 {
+		return false
+	}
+	t, err := procStartTicks(s.LauncherPID)
+	if err != nil {
+		return false
+	}
+	return t == s.LauncherTime
+}
+
+// procStartTicks returns field 22 of /proc/PID/stat: the process start time in
+// clock ticks since boot, which tells a PID's incarnations apart.
+func procStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: skip past
+	// the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	var t uint64
+	if _, err := fmt.Sscanf(f[19], "%d", &t); err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	return t, nil
+}
+
+// procCmdline returns the argv of a running process.
+func procCmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+}

@@ -185,10 +185,9 @@ func (l *launcher) wait(t *testing.T) int {
 	return 0
 }
 
-// session waits until the launcher has recorded a running session whose
-// guest entry is written (or, for local runs, whose display is up) and
-// returns its state and cookie.
-func (w *world) session(l *launcher, remote bool) (session.State, xauth.Cookie) {
+// session waits until the launcher has recorded that its app runs and
+// returns the session's state and cookie.
+func (w *world) session(l *launcher) (session.State, xauth.Cookie) {
 	w.t.Helper()
 	root := filepath.Join(w.runtime, "xvmview")
 	deadline := time.Now().Add(30 * time.Second)
@@ -200,7 +199,7 @@ func (w *world) session(l *launcher, remote bool) (session.State, xauth.Cookie) 
 		}
 		states, _ := session.ReadStates(root)
 		for _, s := range states {
-			if s.Display >= 0 && s.XephyrPID > 0 && (!remote || s.GuestEntry) {
+			if s.Running && s.Alive() && s.LauncherPID == l.cmd.Process.Pid {
 				ents, err := xauth.ReadFile(filepath.Join(root, s.ID, "server.xauth"))
 				if err != nil || len(ents) == 0 {
 					continue
@@ -300,7 +299,7 @@ func TestRunRemote(t *testing.T) {
 	w := newWorld(t, true)
 	w.remoteProfile("e2e")
 	l := w.start("run", "e2e", "--verbose")
-	s, cookie := w.session(l, true)
+	s, cookie := w.session(l)
 	addr := fmt.Sprintf("%s:%d", w.g.HostAddr, s.Display)
 
 	t.Run("window drawn in the nested display", func(t *testing.T) {
@@ -323,7 +322,15 @@ func TestRunRemote(t *testing.T) {
 				c := img.RGBAAt(x, y)
 				return c.R > 200 && c.G < 50 && c.B < 50
 			}
-			if red(160, 160) && !red(60, 60) && !red(700, 500) {
+			bright := func(x, y int) bool {
+				c := img.RGBAAt(x, y)
+				return c.R > 200 && c.G > 200 && c.B > 200
+			}
+			// xterm's 30x8 cells fill about 185x110 px below twm's title bar,
+			// whose white background shows twm managed the window.
+			inside := red(160, 160) && red(120, 130) && red(270, 215)
+			outside := !red(60, 60) && !red(320, 160) && !red(160, 260) && !red(700, 500)
+			if inside && outside && bright(230, 104) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -372,6 +379,22 @@ func TestRunRemote(t *testing.T) {
 	})
 }
 
+// holdDisplay runs an Xvfb on display n until the test ends.
+func holdDisplay(t *testing.T, n int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-nolisten", "tcp")
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return cmd
+		}
+	}
+	t.Fatalf("Xvfb :%d did not start", n)
+	return nil
+}
+
 func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
 	t.Helper()
 	needles := [][]byte{[]byte(c.Hex()), []byte(strings.ToUpper(c.Hex())), c.Bytes()}
@@ -401,7 +424,7 @@ func TestRunRemoteEndings(t *testing.T) {
 
 	t.Run("SIGTERM to the launcher", func(t *testing.T) {
 		l := w.start("run", "e2e")
-		s, _ := w.session(l, true)
+		s, _ := w.session(l)
 		must(t, l.cmd.Process.Signal(syscall.SIGTERM))
 		if st := l.wait(t); st != 128+int(syscall.SIGTERM) {
 			t.Errorf("exit status %d, want %d", st, 128+int(syscall.SIGTERM))
@@ -411,7 +434,7 @@ func TestRunRemoteEndings(t *testing.T) {
 
 	t.Run("dropped SSH connection", func(t *testing.T) {
 		l := w.start("run", "e2e")
-		s, _ := w.session(l, true)
+		s, _ := w.session(l)
 		must(t, w.g.KillSessions())
 		if st := l.wait(t); st != 1 {
 			t.Errorf("exit status %d, want 1", st)
@@ -424,13 +447,27 @@ func TestRunRemoteEndings(t *testing.T) {
 
 	t.Run("SIGKILLed launcher is cleaned up by the next run", func(t *testing.T) {
 		l := w.start("run", "e2e")
-		s, _ := w.session(l, true)
+		s, _ := w.session(l)
 		must(t, l.cmd.Process.Kill())
 		l.wait(t)
-		// The next launch (a dry run does not clean; list does not either) runs
-		// the stale-session cleanup first.
+		// Keep the dead session's display number busy, so that the next
+		// session gets another one and the stale guest entry stays apart.
+		hold := holdDisplay(t, s.Display)
+		// The next launch runs the stale-session cleanup first.
 		l2 := w.start("run", "e2e", "--verbose")
-		s2, _ := w.session(l2, true)
+		s2, _ := w.session(l2)
+		if s2.Display == s.Display {
+			t.Fatalf("display :%d was reused although %v holds it", s.Display, hold)
+		}
+		data, err := w.g.ReadHomeFile(".Xauthority")
+		must(t, err)
+		entries, err := xauth.Read(bytes.NewReader(data))
+		must(t, err)
+		for _, e := range entries {
+			if e.Number == strconv.Itoa(s.Display) {
+				t.Errorf("the killed session's guest entry for :%d is still there", s.Display)
+			}
+		}
 		if !strings.Contains(l2.stderr.String(), "cleaned up after session "+s.ID) {
 			t.Errorf("second launch did not report cleaning session %s:\n%s", s.ID, l2.stderr.String())
 		}

@@ -61,11 +61,19 @@ type Result struct {
 
 // GuestLostError is returned when the SSH connection to the guest dropped
 // while the session ran.
-type GuestLostError struct{ Host string }
+type GuestLostError struct {
+	Host string
+	Err  error // what failed because of it, if anything
+}
 
 func (e *GuestLostError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("lost the SSH connection to %s: %v", e.Host, e.Err)
+	}
 	return fmt.Sprintf("lost the SSH connection to %s", e.Host)
 }
+
+func (e *GuestLostError) Unwrap() error { return e.Err }
 
 // OpenDisplayError is returned when the nested display accepted a client that
 // had no cookie: the launch is aborted rather than run an open server.
@@ -112,7 +120,30 @@ func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 			err = errors.Join(err, terr)
 		}
 	}()
-	return r.run(ctx)
+	res, err = r.run(ctx)
+	if err != nil && res.End == EndApp && r.started {
+		switch {
+		case ctx.Err() != nil:
+			// A signal during setup: not a failure, and no half-made error.
+			return Result{End: EndCanceled, Display: res.Display}, nil
+		case r.lost():
+			return Result{End: EndGuestLost, Display: res.Display}, &GuestLostError{Host: r.pl.Guest.HostName, Err: err}
+		}
+	}
+	return res, err
+}
+
+// lost reports whether the SSH connection has ended.
+func (r *runner) lost() bool {
+	if r.client == nil {
+		return false
+	}
+	select {
+	case <-r.client.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 type runner struct {
@@ -125,10 +156,11 @@ type runner struct {
 	stack  []step
 	cookie xauth.Cookie
 
-	srv    *xephyr.Server
-	conn   *xgb.Conn
-	client *guest.Client
-	mapped chan struct{} // closed when the first top-level window maps
+	srv     *xephyr.Server
+	conn    *xgb.Conn
+	client  *guest.Client
+	mapped  chan struct{} // closed when the first top-level window maps
+	started bool          // the session directory exists: errors after this may be a signal's doing
 }
 
 // step is one thing teardown undoes. keep marks state that must stay on
@@ -169,6 +201,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	r.dir = dir
+	r.started = true
 	ticks, _ := procStartTicks(os.Getpid())
 	r.state = State{ID: dir.ID, Profile: pl.Profile.Name, LauncherPID: os.Getpid(), LauncherTime: ticks, Started: time.Now(), Display: -1}
 	r.saveState()
@@ -259,6 +292,8 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{Display: srv.Display}, err
 	}
+	r.state.Running = true
+	r.saveState()
 	return r.supervise(ctx, wm, app)
 }
 
@@ -419,13 +454,9 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 		case <-app.Done():
 			st, err := app.Wait()
 			if err != nil {
-				if r.client != nil {
-					select {
-					case <-r.client.Done():
-						res.End = EndGuestLost
-						return res, &GuestLostError{Host: r.pl.Guest.HostName}
-					default:
-					}
+				if r.lost() {
+					res.End = EndGuestLost
+					return res, &GuestLostError{Host: r.pl.Guest.HostName}
 				}
 				return res, fmt.Errorf("wait for %s: %w", r.pl.Command[0], err)
 			}

@@ -118,6 +118,7 @@ type State struct {
 	Guest        *guest.Target `json:"guest,omitempty"`
 	GuestDisplay string        `json:"guest_display,omitempty"` // the display name whose entry we added on the guest
 	GuestEntry   bool          `json:"guest_entry,omitempty"`   // true while the guest's Xauthority may hold our entry
+	Running      bool          `json:"running,omitempty"`       // the app has started
 }
 
 const stateName = "state.json"

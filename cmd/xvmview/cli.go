@@ -17,6 +17,7 @@ import (
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
+	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
 // Exit codes. A session that ran passes the app's own status through.
@@ -83,13 +84,48 @@ func (c *cli) report(err error) int {
 		return exitUsage
 	}
 	c.errorf("%v", err)
-	var h hinter
-	if errors.As(err, &h) {
-		if hint := h.Hint(); hint != "" {
-			c.hintf("%s", hint)
-		}
+	if hint := hintFor(err); hint != "" {
+		c.hintf("%s", hint)
 	}
 	return exitFailure
+}
+
+// hintFor says what the user can do about err, or "".
+func hintFor(err error) string {
+	var (
+		h   hinter
+		nf  *xephyr.NotFoundError
+		xe  *xephyr.ExitError
+		un  *guest.UnreachableError
+		hk  *guest.HostKeyError
+		au  *guest.AuthError
+		pe  *profile.Error
+		gl  *session.GuestLostError
+		ope *session.OpenDisplayError
+	)
+	switch {
+	case errors.As(err, &h):
+		return h.Hint()
+	case errors.As(err, &nf):
+		return fmt.Sprintf("install it: sudo apt-get install --no-install-recommends %s", nf.Package)
+	case errors.As(err, &xe) && xe.Display < 0:
+		return fmt.Sprintf("Xephyr draws its window on DISPLAY=%s: check that you can open it (xdpyinfo) and that XAUTHORITY is right", os.Getenv("DISPLAY"))
+	case errors.As(err, &un):
+		return fmt.Sprintf("is the guest running, and does its sshd listen on %s? Check the profile's host and port, and HostName/Port in ~/.ssh/config", un.Addr)
+	case errors.As(err, &hk) && hk.Changed:
+		return "do not continue until you know why the key changed"
+	case errors.As(err, &hk):
+		return "compare the fingerprint with the guest's own, shown on its console by ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"
+	case errors.As(err, &au):
+		return fmt.Sprintf("check the user and keys with: ssh -v %s", au.Addr)
+	case errors.As(err, &pe):
+		return "fix the profile, then check it with 'xvmview list' or 'xvmview run NAME --dry-run'"
+	case errors.As(err, &gl):
+		return "the guest's processes end by themselves when the connection drops; run the profile again when the guest is back"
+	case errors.As(err, &ope):
+		return "this Xephyr does not enforce its -auth file: report it with 'Xephyr -version' output"
+	}
+	return ""
 }
 
 func (c *cli) rootCommand() *cobra.Command {

@@ -46,6 +46,7 @@ func TestCLI(t *testing.T) {
 		name       string
 		args       []string
 		unsetDisp  bool
+		noXephyr   bool
 		wantCode   int
 		wantOut    []string
 		wantErr    []string
@@ -66,11 +67,16 @@ func TestCLI(t *testing.T) {
 			notWantOut: []string{"-listen tcp"}},
 		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-listen tcp", "xauth -q nmerge -", "<redacted>"}},
 		{name: "no display", args: []string{"run", "mine"}, unsetDisp: true, wantCode: 1, wantErr: []string{"DISPLAY is not set", "make demo"}},
+		{name: "no Xephyr", args: []string{"run", "mine"}, noXephyr: true, wantCode: 1, wantErr: []string{"Xephyr not found", "xvmview: hint: install it: sudo apt-get install --no-install-recommends xserver-xephyr"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.unsetDisp {
 				t.Setenv("DISPLAY", "")
+			}
+			if tc.noXephyr {
+				t.Setenv("DISPLAY", ":99")
+				t.Setenv("PATH", t.TempDir())
 			}
 			code, out, errOut := runCLI(t, nil, tc.args...)
 			if code != tc.wantCode {

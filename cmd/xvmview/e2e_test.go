@@ -520,6 +520,26 @@ func TestRunRefusesBadHostKeys(t *testing.T) {
 	}
 }
 
+// TestRunUnreachable: a guest whose port is closed gives an error naming the
+// address and a hint, and leaves nothing behind.
+func TestRunUnreachable(t *testing.T) {
+	w := newWorld(t, false)
+	w.profile("gone", `host = "127.0.0.1"
+port = 1
+command = ["xterm"]
+`)
+	l := w.start("run", "gone")
+	if st := l.wait(t); st != 1 {
+		t.Errorf("exit status %d, want 1", st)
+	}
+	for _, want := range []string{"xvmview: error: cannot reach guest at 127.0.0.1:1", "xvmview: hint: is the guest running"} {
+		if !strings.Contains(l.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+		}
+	}
+	w.checkGone(session.State{Display: -1, XephyrPID: -1})
+}
+
 func TestRunLocal(t *testing.T) {
 	w := newWorld(t, false)
 	w.profile("loc", `description = "local end-to-end"

@@ -65,7 +65,7 @@ func TestCLI(t *testing.T) {
 		{name: "dry run local", args: []string{"run", "mine", "--dry-run", "--", "-update", "1"}, wantOut: []string{
 			"-displayfd 3", "-auth ", "-reset -terminate", "-name xvmview-mine", "DISPLAY=:N", "xclock -update 1"},
 			notWantOut: []string{"-listen tcp"}},
-		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-listen tcp", "xauth -q nmerge -", "<redacted>"}},
+		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-nolisten tcp", "DISPLAY=localhost:D", "xauth -q nmerge -", "<redacted>"}},
 		{name: "no display", args: []string{"run", "mine"}, unsetDisp: true, wantCode: 1, wantErr: []string{"DISPLAY is not set", "make demo"}},
 		{name: "no Xephyr", args: []string{"run", "mine"}, noXephyr: true, wantCode: 1, wantErr: []string{"Xephyr not found", "xvmview: hint: install it: sudo apt-get install --no-install-recommends xserver-xephyr"}},
 	}

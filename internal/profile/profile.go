@@ -30,8 +30,19 @@ const LocalHost = "local"
 // DefaultScreen is the screen of a profile that sets none.
 const DefaultScreen = "1280x1024"
 
+// The transports: how the guest's X clients reach the nested display.
+const (
+	// TransportSSH carries X inside the launch's SSH connection: the guest
+	// connects to a listener on its own loopback; nothing listens for X on
+	// the host's network.
+	TransportSSH = "ssh"
+	// TransportTCP makes Xephyr listen on TCP: X traffic and the cookie cross
+	// the network in clear. For host-only bridges, as the old script did.
+	TransportTCP = "tcp"
+)
+
 // DefaultTransport is the transport of a remote profile that sets none.
-const DefaultTransport = "tcp"
+const DefaultTransport = TransportSSH
 
 // MaxSize is the largest profile file Parse accepts, in bytes.
 const MaxSize = 64 << 10
@@ -55,7 +66,7 @@ type Profile struct {
 	WindowManager []string // argv, or nil for none
 	Screen        string   // "WIDTHxHEIGHT" or "WIDTHxHEIGHTxDEPTH", checked by ParseScreen
 	Title         string
-	Transport     string // "tcp"; "" for a local profile
+	Transport     string // TransportSSH or TransportTCP; "" for a local profile
 	DisplayHost   string // "" = the local address of the SSH connection
 	Icon          string
 	Categories    []string
@@ -93,7 +104,7 @@ var keyTypes = map[string]string{
 	"window_manager": `a list of strings, e.g. ["twm"]`,
 	"screen":         `a string, e.g. "1280x1024"`,
 	"title":          "a string",
-	"transport":      `a string, e.g. "tcp"`,
+	"transport":      `a string, "ssh" or "tcp"`,
 	"display_host":   "a string",
 	"icon":           "a string",
 	"categories":     `a list of strings, e.g. ["Network"]`,
@@ -375,11 +386,9 @@ func (c *checker) check(name, source string, f file) Profile {
 
 	if c.set("transport") {
 		switch f.Transport {
-		case "tcp":
-		case "ssh":
-			c.fail("transport", -1, `transport "ssh" is not implemented yet; use "tcp"`)
+		case TransportSSH, TransportTCP:
 		default:
-			c.fail("transport", -1, `transport %q is not one of: "tcp"`, f.Transport)
+			c.fail("transport", -1, `transport %q is not one of: "ssh" (default), "tcp"`, f.Transport)
 		}
 	}
 	switch {

@@ -22,7 +22,7 @@ func TestParseGood(t *testing.T) {
 			doc:  minimal,
 			want: Profile{
 				Host: "web", Command: []string{"firefox"},
-				Screen: "1280x1024", Title: "[p] firefox on web", Transport: "tcp",
+				Screen: "1280x1024", Title: "[p] firefox on web", Transport: "ssh",
 			},
 		},
 		{
@@ -66,7 +66,7 @@ transport = "tcp"
 			doc:  "host = \"web\"\ncommand = [\"/opt/firefox/firefox\"]\n",
 			want: Profile{
 				Host: "web", Command: []string{"/opt/firefox/firefox"},
-				Screen: "1280x1024", Title: "[p] firefox on web", Transport: "tcp",
+				Screen: "1280x1024", Title: "[p] firefox on web", Transport: "ssh",
 			},
 		},
 		{
@@ -74,7 +74,7 @@ transport = "tcp"
 			doc:  "\"host\" = 'web.example.org'\ncommand = ['xterm', '-e', 'sh -c \"top\"']\ndisplay_host = \"fd00::1\"\n",
 			want: Profile{
 				Host: "web.example.org", Command: []string{"xterm", "-e", `sh -c "top"`},
-				Screen: "1280x1024", Title: "[p] xterm on web.example.org", Transport: "tcp",
+				Screen: "1280x1024", Title: "[p] xterm on web.example.org", Transport: "ssh",
 				DisplayHost: "fd00::1",
 			},
 		},
@@ -83,7 +83,7 @@ transport = "tcp"
 			doc:  "host = \"web\"\ncommand = [\n  \"sh\",\n  \"-c\",\n  \"\"\"\nexec xterm\n\"\"\",\n]\n",
 			want: Profile{
 				Host: "web", Command: []string{"sh", "-c", "exec xterm\n"},
-				Screen: "1280x1024", Title: "[p] sh on web", Transport: "tcp",
+				Screen: "1280x1024", Title: "[p] sh on web", Transport: "ssh",
 			},
 		},
 	}
@@ -165,9 +165,8 @@ func TestParseBad(t *testing.T) {
 		{"empty title", minimal + "title = \"\"\n", `3:9: title is empty; remove it for the default title`},
 		{"title option", minimal + "title = \"-fullscreen\"\n", `3:9: title "-fullscreen" starts with "-"`},
 		{"title control", minimal + "title = \"a\\tb\"\n", `3:9: title "a\tb" has a control character`},
-		{"transport ssh", minimal + "transport = \"ssh\"\n", `3:13: transport "ssh" is not implemented yet; use "tcp"`},
-		{"transport other", minimal + "transport = \"udp\"\n", `3:13: transport "udp" is not one of: "tcp"`},
-		{"transport bad on local", "host = \"local\"\ncommand = [\"x\"]\ntransport = \"udp\"\n", `3:13: transport "udp" is not one of: "tcp"`},
+		{"transport other", minimal + "transport = \"udp\"\n", `3:13: transport "udp" is not one of: "ssh" (default), "tcp"`},
+		{"transport bad on local", "host = \"local\"\ncommand = [\"x\"]\ntransport = \"udp\"\n", `3:13: transport "udp" is not one of: "ssh" (default), "tcp"`},
 		{"display_host junk", minimal + "display_host = \"10.1.0.1:0\"\n", `3:16: display_host "10.1.0.1:0" is not an IP address or hostname: ':' is not a letter, digit or "-"`},
 		{"display_host empty label", minimal + "display_host = \"a..b\"\n", `3:16: display_host "a..b" is not an IP address or hostname: each dot-separated label must have 1 to 63 characters`},
 		{"local with user", "host = \"local\"\ncommand = [\"x\"]\nuser = \"alice\"\n", `3:8: user is only for remote guests; remove it from this profile (host = "local")`},

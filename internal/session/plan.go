@@ -48,6 +48,7 @@ type Plan struct {
 	Guest         *guest.Target  // nil: run locally
 	WindowManager []string
 	Command       []string
+	Transport     string // profile.TransportSSH or profile.TransportTCP; "" for local
 	DisplayHost   string // tcp transport: the address the guest dials; "" = our end of the SSH connection
 	Hostname      string
 	Timeouts      Timeouts
@@ -77,10 +78,13 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 		Timeouts:      DefaultTimeouts,
 	}
 	if !p.Local() {
-		x.ListenTCP = true // transport "tcp": the guest dials us
 		t := *f.Guest
 		pl.Guest = &t
-		pl.DisplayHost = p.DisplayHost
+		pl.Transport = p.Transport
+		if p.Transport == profile.TransportTCP {
+			x.ListenTCP = true // the guest dials us
+			pl.DisplayHost = p.DisplayHost
+		}
 	}
 	pl.Xephyr = x
 	return pl, nil
@@ -93,6 +97,11 @@ func guestDisplay(host string, n int) string {
 	}
 	return fmt.Sprintf("%s:%d", host, n)
 }
+
+// firstForwardDisplay is where the ssh transport starts looking for a free
+// display number on the guest's loopback (sshd's X11 forwarding uses 10 up
+// too; a taken port is skipped).
+const firstForwardDisplay = 10
 
 // Guest-side shell commands. Each is built from constants and quoted values.
 var (
@@ -132,13 +141,20 @@ func (pl Plan) Describe(w io.Writer) error {
 	g := pl.Guest
 	fmt.Fprintf(w, "guest:    %s@%s port %d (ssh_config host %q), host key checked against %s\n",
 		g.User, g.HostName, g.Port, g.Alias, strings.Join(g.KnownHostsFiles, ", "))
-	dh := pl.DisplayHost
-	if dh == "" {
-		dh = "LOCAL-ADDRESS-OF-SSH-CONNECTION"
+	var display string
+	if pl.Transport == profile.TransportTCP {
+		dh := pl.DisplayHost
+		if dh == "" {
+			dh = "LOCAL-ADDRESS-OF-SSH-CONNECTION"
+		}
+		display = strings.TrimSuffix(guestDisplay(dh, 0), "0") + "N"
+		fmt.Fprintf(w, "x11:      tcp: Xephyr listens on port 6000+N on all addresses; the guest connects in clear\n")
+	} else {
+		display = "localhost:D"
+		fmt.Fprintf(w, "x11:      ssh: a listener on the guest's 127.0.0.1:6000+D (first free D from %d), carried inside the SSH connection to Xephyr's socket\n", firstForwardDisplay)
 	}
-	display := guestDisplay(dh, 0)
-	display = strings.TrimSuffix(display, "0") + "N"
-	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 N 0012 %x 0010 %s)\n", guestXauthAdd, xauth.CookieName, xauth.Cookie{})
+	num := display[strings.LastIndexByte(display, ':')+1:]
+	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 %s 0012 %x 0010 %s)\n", guestXauthAdd, num, xauth.CookieName, xauth.Cookie{})
 	env := []string{"DISPLAY=" + display}
 	for _, argv := range pl.programs() {
 		line, err := guest.Command(env, argv)
@@ -147,8 +163,10 @@ func (pl Plan) Describe(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "guest$    %s\n", line)
 	}
-	fmt.Fprintf(w, "teardown: app, window manager, guest$ %s, ssh, Xephyr, runtime dir\n", guestXauthRm(":N"))
-	fmt.Fprintf(w, "warning:  transport tcp: X traffic crosses the network in clear and Xephyr listens on all addresses\n")
+	fmt.Fprintf(w, "teardown: app, window manager, guest$ %s, ssh, Xephyr, runtime dir\n", guestXauthRm(":"+num))
+	if pl.Transport == profile.TransportTCP {
+		fmt.Fprintf(w, "warning:  transport tcp: X traffic and the cookie cross the network in clear, and Xephyr listens on all addresses\n")
+	}
 	return nil
 }
 

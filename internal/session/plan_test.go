@@ -26,6 +26,10 @@ window_manager = ["twm"]`)
 	remote := testProfile(t, "web", `host = "web"
 command = ["firefox"]
 screen = "1024x768"`)
+	remoteTCP := testProfile(t, "web", `host = "web"
+command = ["firefox"]
+transport = "tcp"
+display_host = "10.1.0.1"`)
 	target := &guest.Target{Alias: "web", HostName: "10.1.0.2", Port: 22, User: "alice", KnownHostsFiles: []string{"/home/a/.ssh/known_hosts"}}
 
 	tests := []struct {
@@ -55,11 +59,21 @@ screen = "1024x768"`)
 		},
 		{
 			name:  "remote over tcp",
+			p:     remoteTCP,
+			facts: Facts{Guest: target},
+			check: func(t *testing.T, pl Plan) {
+				if !pl.Xephyr.ListenTCP || pl.Transport != "tcp" || pl.DisplayHost != "10.1.0.1" {
+					t.Errorf("tcp transport: listen %v, transport %q, display host %q", pl.Xephyr.ListenTCP, pl.Transport, pl.DisplayHost)
+				}
+			},
+		},
+		{
+			name:  "remote over ssh by default",
 			p:     remote,
 			facts: Facts{Guest: target},
 			check: func(t *testing.T, pl Plan) {
-				if !pl.Xephyr.ListenTCP {
-					t.Error("tcp transport without -listen tcp")
+				if pl.Xephyr.ListenTCP || pl.Transport != "ssh" {
+					t.Errorf("ssh transport: listen %v, transport %q", pl.Xephyr.ListenTCP, pl.Transport)
 				}
 				if pl.Guest == nil || pl.Guest == target || pl.Guest.HostName != "10.1.0.2" || pl.Guest.User != "alice" {
 					t.Errorf("guest %+v", pl.Guest)
@@ -89,29 +103,53 @@ screen = "1024x768"`)
 }
 
 func TestDescribe(t *testing.T) {
-	p := testProfile(t, "web", `host = "web"
+	target := &guest.Target{Alias: "web", HostName: "10.1.0.2", Port: 2222, User: "alice"}
+	tests := []struct {
+		name      string
+		transport string
+		want      []string
+		notWant   []string
+	}{
+		{"ssh", "ssh", []string{
+			"-nolisten tcp", "127.0.0.1:6000+D", "env 'DISPLAY=localhost:D' twm",
+			"(stdin: ffff 0000 0001 D 0012", "xauth -q remove :D",
+		}, []string{"-listen tcp", "in clear"}},
+		{"tcp", "tcp", []string{
+			"-listen tcp", "DISPLAY=LOCAL-ADDRESS-OF-SSH-CONNECTION:N", "xauth -q remove :N", "in clear",
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testProfile(t, "web", `host = "web"
 command = ["firefox", "it's; rm -rf ~"]
-window_manager = ["twm"]`)
-	pl, err := NewPlan(p, nil, Facts{RuntimeRoot: "/run/user/1/xvmview", Guest: &guest.Target{Alias: "web", HostName: "10.1.0.2", Port: 2222, User: "alice"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := pl.Describe(&b); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	for _, want := range []string{
-		"-displayfd 3", "-auth /run/user/1/xvmview/SESSION/server.xauth", "-reset", "-terminate", "-listen tcp",
-		"-title '[web] firefox on web'", "-name xvmview-web",
-		"alice@10.1.0.2 port 2222",
-		"xauth -q nmerge -", "<redacted>",
-		`firefox 'it'\''s; rm -rf ~'`,
-		"xauth -q remove :N",
-		"in clear",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("dry run lacks %q:\n%s", want, out)
-		}
+window_manager = ["twm"]
+transport = "`+tc.transport+`"`)
+			pl, err := NewPlan(p, nil, Facts{RuntimeRoot: "/run/user/1/xvmview", Guest: target})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := pl.Describe(&b); err != nil {
+				t.Fatal(err)
+			}
+			out := b.String()
+			want := append([]string{
+				"-displayfd 3", "-auth /run/user/1/xvmview/SESSION/server.xauth", "-reset", "-terminate",
+				"-title '[web] firefox on web'", "-name xvmview-web",
+				"alice@10.1.0.2 port 2222",
+				"xauth -q nmerge -", "<redacted>",
+				`firefox 'it'\''s; rm -rf ~'`,
+			}, tc.want...)
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("dry run lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("dry run has %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }

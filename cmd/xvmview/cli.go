@@ -211,18 +211,18 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	if dryRun {
 		return pl.Describe(c.stdout)
 	}
-	opts := session.Options{
-		Stdout:     c.stdout,
-		Stderr:     c.stderr,
-		Notice:     func(msg string) { c.noticef("%s", msg) },
-		Screenshot: screenshot,
-	}
-	if verbose {
-		opts.Progress = func(phase string, at time.Duration) {
-			fmt.Fprintf(c.stderr, "xvmview: %7.3fs %s\n", at.Seconds(), phase)
-		}
+	opts, log := c.sessionOptions(p.Name, verbose, screenshot)
+	if log != nil {
+		defer log.Close()
 	}
 	res, err := session.Run(ctx, pl, opts)
+	if log != nil {
+		if err != nil {
+			log.printf("ended with an error: %v", err)
+		} else {
+			log.printf("ended: %s (status %d)", res.End, res.Status)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -241,6 +241,43 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 		c.noticef("%s; session ended", res.End)
 	}
 	return nil
+}
+
+// sessionOptions wires a launch's output: the app's output to ours, phases
+// and notices to the session log (and to stderr with --verbose). A log that
+// cannot be created costs a notice, not the launch.
+func (c *cli) sessionOptions(profile string, verbose bool, screenshot string) (session.Options, *sessionLog) {
+	opts := session.Options{Stdout: c.stdout, Stderr: c.stderr, Screenshot: screenshot}
+	log, err := openSessionLog(logDir(xdg.StateHome), profile)
+	if err != nil {
+		c.noticef("no session log: %v", err)
+	}
+	opts.Notice = func(msg string) {
+		c.noticef("%s", msg)
+		if log != nil {
+			log.printf("notice: %s", msg)
+		}
+	}
+	if log != nil || verbose {
+		opts.Progress = func(phase string, at time.Duration) {
+			if verbose {
+				fmt.Fprintf(c.stderr, "xvmview: %7.3fs %s\n", at.Seconds(), phase)
+			}
+			if log != nil {
+				log.printf("%s", phase)
+			}
+		}
+	}
+	if log != nil {
+		opts.Stderr = io.MultiWriter(c.stderr, log)
+		opts.XephyrStderr = log
+		if verbose {
+			opts.XephyrStderr = io.MultiWriter(c.stderr, log)
+		}
+	} else if verbose {
+		opts.XephyrStderr = c.stderr
+	}
+	return opts, log
 }
 
 // noDisplayError: Xephyr needs a host display to draw its window in.
@@ -277,20 +314,25 @@ func (c *cli) listCommand() *cobra.Command {
 	}
 }
 
+// versionString is the build's version: -ldflags -X main.version, else the
+// module version, else "(devel)".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
 func (c *cli) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print xvmview's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if v == "" {
-				v = "(devel)"
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-					v = bi.Main.Version
-				}
-			}
-			fmt.Fprintf(c.stdout, "xvmview %s\n", v)
+			fmt.Fprintf(c.stdout, "xvmview %s\n", versionString())
 			return nil
 		},
 	}

@@ -283,13 +283,14 @@ const appScript = `xterm -bg red -geometry 30x8+100+100 -e sleep 1000 &
 while [ ! -e "$HOME/stop" ]; do sleep 0.1; done
 exit 3`
 
-func (w *world) remoteProfile(name string) {
+func (w *world) remoteProfile(name, transport string) {
 	w.profile(name, fmt.Sprintf(`description = "end-to-end test"
 host = "e2eguest"
 command = ["sh", "-c", %q]
 window_manager = ["twm"]
 screen = "800x600"
-`, appScript))
+transport = %q
+`, appScript, transport))
 }
 
 // TestRunRemote is the main story: run against the guest over tcp, see the
@@ -297,7 +298,7 @@ screen = "800x600"
 // and find nothing left behind.
 func TestRunRemote(t *testing.T) {
 	w := newWorld(t, true)
-	w.remoteProfile("e2e")
+	w.remoteProfile("e2e", "tcp")
 	l := w.start("run", "e2e", "--verbose")
 	s, cookie := w.session(l)
 	addr := fmt.Sprintf("%s:%d", w.g.HostAddr, s.Display)
@@ -368,6 +369,21 @@ func TestRunRemote(t *testing.T) {
 		checkNoCookieInProc(t, cookie)
 	})
 
+	t.Run("cookie not in the session log", func(t *testing.T) {
+		path, err := latestLog(filepath.Join(w.home, ".local", "state", "xvmview"), "e2e")
+		must(t, err)
+		b, err := os.ReadFile(path)
+		must(t, err)
+		if !strings.Contains(string(b), "cookie written to the guest") {
+			t.Errorf("log lacks the phases:\n%s", b)
+		}
+		for _, n := range [][]byte{[]byte(cookie.Hex()), []byte(strings.ToUpper(cookie.Hex())), cookie.Bytes()} {
+			if bytes.Contains(b, n) {
+				t.Errorf("the cookie appears in the session log %s", path)
+			}
+		}
+	})
+
 	t.Run("app exit ends the session and passes its status", func(t *testing.T) {
 		if out, err := w.guestRun(`touch "$HOME/stop"`, ""); err != nil {
 			t.Fatalf("%v: %s", err, out)
@@ -420,7 +436,7 @@ func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
 
 func TestRunRemoteEndings(t *testing.T) {
 	w := newWorld(t, true)
-	w.remoteProfile("e2e")
+	w.remoteProfile("e2e", "tcp")
 
 	t.Run("SIGTERM to the launcher", func(t *testing.T) {
 		l := w.start("run", "e2e")
@@ -489,7 +505,7 @@ func TestRunRemoteEndings(t *testing.T) {
 
 func TestRunRefusesBadHostKeys(t *testing.T) {
 	w := newWorld(t, true)
-	w.remoteProfile("e2e")
+	w.remoteProfile("e2e", "tcp")
 	cases := []struct {
 		name  string
 		setup func(path string) error
@@ -552,6 +568,26 @@ window_manager = ["twm"]
 		t.Fatalf("exit status %d, want 3 (the app checks it can reach its display with the cookie and not without); stderr:\n%s", st, l.stderr.String())
 	}
 	w.checkGone(session.State{Display: -1, XephyrPID: -1})
+
+	t.Run("session log", func(t *testing.T) {
+		dir := filepath.Join(w.home, ".local", "state", "xvmview")
+		path, err := latestLog(dir, "loc")
+		must(t, err)
+		fi, err := os.Stat(path)
+		must(t, err)
+		di, err := os.Stat(dir)
+		must(t, err)
+		if fi.Mode().Perm() != 0o600 || di.Mode().Perm() != 0o700 {
+			t.Errorf("log %v, dir %v; want 0600 in 0700", fi.Mode(), di.Mode())
+		}
+		b, err := os.ReadFile(path)
+		must(t, err)
+		for _, want := range []string{"session of profile loc started", "Xephyr ready on :", "window manager ready", "ended: the app exited (status 3)"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("log lacks %q:\n%s", want, b)
+			}
+		}
+	})
 }
 
 // writeTestPNG keeps a failing test's screenshot for a human to look at.

@@ -26,6 +26,7 @@ type Options struct {
 	Progress       func(phase string, at time.Duration) // --verbose: each phase with the time since start
 	Notice         func(msg string)                     // one-line warnings for the user
 	Screenshot     string                               // save a PNG of the nested display once the app's first window shows
+	XephyrStderr   io.Writer                            // Xephyr's own chatter; nil = dropped (its tail is in startup errors)
 }
 
 // End says why a session ended.
@@ -251,9 +252,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 
 	xo := pl.Xephyr
 	xo.AuthFile = authFile
-	if r.o.Progress != nil {
-		xo.Stderr = r.o.Stderr // Xephyr is chatty; its tail is in any startup error anyway
-	}
+	xo.Stderr = r.o.XephyrStderr
 	srv, err := xephyr.Start(startCtx, xo)
 	if err != nil {
 		return Result{}, err

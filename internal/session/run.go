@@ -134,6 +134,25 @@ func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 	return res, err
 }
 
+// lostGrace is how long a remote program's broken session waits for the
+// SSH connection to report that it died, which it may do a moment later.
+const lostGrace = 2 * time.Second
+
+// lostWithin reports whether the SSH connection ends within d.
+func (r *runner) lostWithin(d time.Duration) bool {
+	if r.client == nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.client.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // lost reports whether the SSH connection has ended.
 func (r *runner) lost() bool {
 	if r.client == nil {
@@ -393,7 +412,19 @@ func (r *runner) removeGuestEntry(ctx context.Context, display string) error {
 		c = nc
 	}
 	var stderr bytes.Buffer
-	if err := c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr); err != nil {
+	err := c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
+	var ee *guest.ExitError
+	if err != nil && !errors.As(err, &ee) && c == r.client {
+		// The session's connection broke under us: try a fresh one.
+		nc, derr := guest.Dial(ctx, *r.pl.Guest, guest.DialOptions{})
+		if derr != nil {
+			return fmt.Errorf("remove guest Xauthority entry for %s: %w", display, errors.Join(err, derr))
+		}
+		defer nc.Close()
+		stderr.Reset()
+		err = nc.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
+	}
+	if err != nil {
 		return fmt.Errorf("remove guest Xauthority entry for %s: %w (%s)", display, err, strings.TrimSpace(stderr.String()))
 	}
 	r.state.GuestEntry = false
@@ -453,7 +484,7 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 		case <-app.Done():
 			st, err := app.Wait()
 			if err != nil {
-				if r.lost() {
+				if r.lostWithin(lostGrace) {
 					res.End = EndGuestLost
 					return res, &GuestLostError{Host: r.pl.Guest.HostName}
 				}
@@ -474,7 +505,11 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 			r.phase("interrupted")
 			return res, nil
 		case <-wmDone:
-			st, _ := wm.Wait()
+			st, err := wm.Wait()
+			if err != nil && r.lostWithin(lostGrace) {
+				res.End = EndGuestLost
+				return res, &GuestLostError{Host: r.pl.Guest.HostName}
+			}
 			r.notice("the window manager exited (status %d); the session goes on until %s exits", st, r.pl.Command[0])
 			wmDone = nil
 		}

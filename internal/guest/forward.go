@@ -1,0 +1,384 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// X display numbers map to TCP ports 6000+D.
+const (
+	xPortBase = 6000
+	// maxDisplays is how many display numbers after first ForwardX tries.
+	maxDisplays = 50
+	// copyBufSize is the buffer of each copy direction. A read from an SSH
+	// channel returns everything that has arrived (many 32 KiB packets);
+	// a big buffer turns a burst (a 1 MB GetImage reply) into few system
+	// calls on the unix socket and few channel writes.
+	copyBufSize = 256 << 10
+	// cancelWait bounds how long Close waits for the guest to confirm the
+	// cancelled forward; the listener stops accepting at once either way.
+	cancelWait = 5 * time.Second
+	// localDialTimeout bounds a connect to the local X socket (blocks only
+	// when the server's backlog is full).
+	localDialTimeout = 10 * time.Second
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// ForwardingRefusedError means the guest's sshd does not allow remote port
+// forwarding, which carries X from the guest to the local display.
+type ForwardingRefusedError struct {
+	Addr string // the guest, host:port
+}
+
+func (e *ForwardingRefusedError) Error() string {
+	return fmt.Sprintf("guest %s refuses remote port forwarding, which carries X to this display: "+
+		"in /etc/ssh/sshd_config on the guest set \"AllowTcpForwarding yes\" (or \"remote\"), "+
+		"make sure \"DisableForwarding yes\" is not set and no Match block or PermitListen line overrides this, "+
+		"and that the key's line in authorized_keys has no \"restrict\" or \"no-port-forwarding\" option; "+
+		"then reload sshd (e.g. `systemctl reload ssh`)", e.Addr)
+}
+
+// Forward is a remote forward made by ForwardX: a listener on the guest's
+// 127.0.0.1:6000+Display whose connections are copied to a local unix
+// socket. Display is read-only. Close it when done.
+type Forward struct {
+	Display int // D: guest programs use DISPLAY=localhost:D
+
+	c      *Client
+	socket string
+	ln     net.Listener
+	ctx    context.Context // ends at Close: bounds local dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the accept loop and every copy goroutine
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*xConn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// xConn is one forwarded X connection: the SSH channel and the local socket.
+type xConn struct {
+	remote net.Conn // an ssh channel; has CloseWrite
+	local  *net.UnixConn
+}
+
+func (x *xConn) close() {
+	x.remote.Close()
+	if x.local != nil {
+		x.local.Close()
+	}
+}
+
+// ForwardX opens a listener on the guest's loopback, 127.0.0.1:6000+D for
+// the first free D from first up to first+50, and copies each connection
+// accepted there to the local unix socket (Xephyr's /tmp/.X11-unix/XN). The
+// guest then uses DISPLAY=localhost:D. ctx bounds only the setup.
+//
+// Throughput and latency need a session command running on the same
+// connection (Start or Run): OpenSSH's sshd turns Nagle's algorithm off on
+// the connection only when a session command starts, and without that
+// every X reply that is not a multiple of the packet size waits for the
+// delayed ACK (measured 25 GetImage/s instead of 400). Our own end has
+// TCP_NODELAY set. The copies are CPU-bound (AES-GCM, which Dial
+// prefers, plus x/crypto/ssh's copies); with 2 cores, running the process
+// with GOMAXPROCS=1 lowers CPU use and raises PutImage throughput (see
+// bench/x11perf). ForwardX does not change GOMAXPROCS: that is the
+// program's decision.
+//
+// It returns *ForwardingRefusedError when the guest's sshd forbids remote
+// forwarding (told apart from a port in use by asking for a server-chosen
+// port after a refusal), an error naming the range when all 51 ports are in
+// use, and a wrapped connection or context error otherwise.
+func (c *Client) ForwardX(ctx context.Context, socket string, first int) (*Forward, error) {
+	if socket == "" {
+		return nil, errors.New("forward X: no local X socket given")
+	}
+	if first < 0 || xPortBase+first+maxDisplays > 65535 {
+		return nil, fmt.Errorf("forward X: first display %d out of range 0..%d", first, 65535-xPortBase-maxDisplays)
+	}
+	if tcp, ok := c.tcp.(*net.TCPConn); ok {
+		// Go's default, made explicit: X round trips must not wait for ACKs.
+		_ = tcp.SetNoDelay(true)
+	}
+	probed := false
+	for d := first; d <= first+maxDisplays; d++ {
+		ln, err := c.listen(ctx, xPortBase+d)
+		if err == nil {
+			return c.serveX(ln, socket, d), nil
+		}
+		if !errors.Is(err, errDenied) {
+			return nil, fmt.Errorf("forward X display %d on guest %s: %w", d, c.RemoteAddr(), err)
+		}
+		// Denied: the port is in use, or forwarding is forbidden. A port
+		// of the server's choosing is free, so a second denial means the
+		// latter.
+		if !probed {
+			probed = true
+			if err := c.CheckForwarding(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("forward X: ports 127.0.0.1:%d..%d on guest %s are all in use (X servers or stale forwards there?): "+
+		"free one or choose another first display",
+		xPortBase+first, xPortBase+first+maxDisplays, c.RemoteAddr())
+}
+
+// errDenied is a "tcpip-forward" request the guest answered with failure.
+var errDenied = errors.New("tcpip-forward request denied")
+
+// listen asks the guest to listen on 127.0.0.1:port; it returns errDenied
+// when the guest said no.
+func (c *Client) listen(ctx context.Context, port int) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		ln, err := c.conn.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ch <- result{ln, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			select {
+			case <-c.done:
+				return nil, fmt.Errorf("connection lost: %w", r.err)
+			default:
+			}
+			// x/crypto/ssh returns an unexported error for a refusal; a
+			// broken connection shows as c.done above.
+			return nil, fmt.Errorf("%w: %v", errDenied, r.err)
+		}
+		return r.ln, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.ln != nil {
+				r.ln.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// CheckForwarding asks the guest to listen on a port of its choosing on
+// 127.0.0.1 and cancels that at once. It returns nil when the guest's sshd
+// allows remote forwarding, *ForwardingRefusedError when it refuses, and a
+// wrapped connection or context error otherwise.
+func (c *Client) CheckForwarding(ctx context.Context) error {
+	type result struct {
+		ok   bool
+		resp []byte
+		err  error
+	}
+	req := ssh.Marshal(&struct {
+		Addr string
+		Port uint32
+	}{"127.0.0.1", 0})
+	ch := make(chan result, 1)
+	go func() {
+		ok, resp, err := c.conn.SendRequest("tcpip-forward", true, req)
+		ch <- result{ok, resp, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.ok {
+				c.cancelForward(r.resp)
+			}
+		}()
+		return fmt.Errorf("check port forwarding on guest %s: %w", c.RemoteAddr(), ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("check port forwarding on guest %s: %w", c.RemoteAddr(), r.err)
+	}
+	if !r.ok {
+		return &ForwardingRefusedError{Addr: c.RemoteAddr()}
+	}
+	c.cancelForward(r.resp)
+	return nil
+}
+
+// cancelForward cancels the probe forward whose port the guest chose and
+// sent in resp. A failure is harmless: nobody connects to that port, and
+// the guest drops it with the connection.
+func (c *Client) cancelForward(resp []byte) {
+	var p struct{ Port uint32 }
+	if ssh.Unmarshal(resp, &p) != nil {
+		return
+	}
+	_, _, _ = c.conn.SendRequest("cancel-tcpip-forward", false, ssh.Marshal(&struct {
+		Addr string
+		Port uint32
+	}{"127.0.0.1", p.Port}))
+}
+
+func (c *Client) serveX(ln net.Listener, socket string, d int) *Forward {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Forward{Display: d, c: c, socket: socket, ln: ln, ctx: ctx, cancel: cancel, conns: map[*xConn]struct{}{}}
+	f.wg.Add(1)
+	go f.accept()
+	return f
+}
+
+// accept hands every connection to a goroutine of its own at once:
+// x/crypto/ssh holds up all forwards of the connection while one listener
+// is not accepting.
+func (f *Forward) accept() {
+	defer f.wg.Done()
+	for {
+		conn, err := f.ln.Accept()
+		if errors.Is(err, io.EOF) {
+			return // Close, or the connection ended
+		}
+		if err != nil {
+			continue // this channel failed to open; the listener is fine
+		}
+		x := &xConn{remote: conn}
+		if !f.add(x) {
+			conn.Close()
+			return
+		}
+		go f.serve(x)
+	}
+}
+
+// add registers x; false once Close has begun.
+func (f *Forward) add(x *xConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.conns[x] = struct{}{}
+	f.wg.Add(1)
+	return true
+}
+
+func (f *Forward) remove(x *xConn) {
+	f.mu.Lock()
+	delete(f.conns, x)
+	f.mu.Unlock()
+	f.wg.Done()
+}
+
+// serve connects x to the local socket and copies both ways until both
+// sides have ended. An end of input is passed on as a half-close, so an X
+// client that exits ends its connection cleanly; an error on either side
+// closes both.
+func (f *Forward) serve(x *xConn) {
+	defer f.remove(x)
+	d := net.Dialer{Timeout: localDialTimeout}
+	lc, err := d.DialContext(f.ctx, "unix", f.socket)
+	if err != nil {
+		// The X client sees its connection closed, as if the server had
+		// gone; there is nobody to report the error to.
+		x.close()
+		return
+	}
+	f.mu.Lock()
+	closed := f.closed
+	if !closed {
+		x.local = lc.(*net.UnixConn)
+	}
+	f.mu.Unlock()
+	if closed { // Close ran while we dialled
+		lc.Close()
+		x.close()
+		return
+	}
+
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		if copyHalf(x.remote, x.local) != nil {
+			x.close()
+		}
+	}()
+	if copyHalf(x.local, x.remote) != nil {
+		x.close()
+	}
+	<-up
+	x.close()
+}
+
+// halfCloser is a connection whose write side can be shut on its own: an
+// ssh channel (sends EOF) and a unix socket (shutdown SHUT_WR).
+type halfCloser interface {
+	CloseWrite() error
+}
+
+// copyHalf copies src to dst until src ends, then closes dst's write side.
+// It returns the first error other than src's end.
+func copyHalf(dst, src net.Conn) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// Neither an ssh channel nor a unix socket has WriteTo/ReadFrom that
+	// would save this copy (x/crypto/ssh copies each packet out of its
+	// receive list on Read and into a packet buffer on Write).
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+	if err != nil {
+		return err
+	}
+	if hc, ok := dst.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return dst.Close()
+}
+
+// Close stops listening on the guest, closes every forwarded connection and
+// waits until their copies have ended. It is idempotent and returns the
+// first call's result: an error only when the guest did not confirm the
+// cancelled forward while the connection was up.
+func (f *Forward) Close() error {
+	f.closeOnce.Do(func() {
+		f.mu.Lock()
+		f.closed = true
+		for x := range f.conns {
+			x.remote.Close()
+			if x.local != nil {
+				x.local.Close()
+			}
+		}
+		f.mu.Unlock()
+		f.cancel()
+
+		// The listener stops accepting before its cancel request is sent;
+		// only the guest's answer may take long.
+		errc := make(chan error, 1)
+		go func() { errc <- f.ln.Close() }()
+		t := time.NewTimer(cancelWait)
+		defer t.Stop()
+		var err error
+		select {
+		case err = <-errc:
+		case <-t.C:
+			err = fmt.Errorf("no answer within %v", cancelWait)
+		case <-f.c.done:
+		}
+		f.wg.Wait()
+		select {
+		case <-f.c.done: // the forward ended with the connection
+		default:
+			if err != nil {
+				f.closeErr = fmt.Errorf("cancel X forward of display %d on guest %s: %w", f.Display, f.c.RemoteAddr(), err)
+			}
+		}
+	})
+	return f.closeErr
+}

@@ -102,6 +102,7 @@ func hintFor(err error) string {
 		pe  *profile.Error
 		gl  *session.GuestLostError
 		ope *session.OpenDisplayError
+		fr  *guest.ForwardingRefusedError
 	)
 	switch {
 	case errors.As(err, &h):
@@ -122,6 +123,8 @@ func hintFor(err error) string {
 		return "fix the profile, then check it with 'xvmview list' or 'xvmview run NAME --dry-run'"
 	case errors.As(err, &gl):
 		return "the guest's processes end by themselves when the connection drops; run the profile again when the guest is back"
+	case errors.As(err, &fr):
+		return `or, on a host-only network you trust, set transport = "tcp" in the profile (X then crosses it in clear)`
 	case errors.As(err, &ope):
 		return "this Xephyr does not enforce its -auth file: report it with 'Xephyr -version' output"
 	}
@@ -145,6 +148,8 @@ command line, and everything is removed when the app exits.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.runCommand(), c.listCommand(), c.versionCommand())
+	root.AddCommand(c.checkCommand(), c.trustCommand(), c.psCommand(), c.stopCommand())
+	root.AddCommand(c.desktopCommand(), c.manCommand())
 	return root
 }
 
@@ -171,6 +176,7 @@ The exit status is the app's.`,
 			}
 			return nil
 		},
+		ValidArgsFunction: c.completeProfiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.runProfile(cmd.Context(), args[0], args[1:], dryRun, verbose, screenshot)
 		},
@@ -201,6 +207,7 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	}
 	if d := os.Getenv("DISPLAY"); d != "" {
 		facts.HostEnv = append(os.Environ()[:0:0], os.Environ()...)
+		facts.Host = c.queryHost(ctx, d)
 	} else if !dryRun {
 		return noDisplayError{}
 	}
@@ -210,6 +217,9 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	}
 	if dryRun {
 		return pl.Describe(c.stdout)
+	}
+	for _, w := range pl.Fidelity.Warnings {
+		c.noticef("%s", w)
 	}
 	opts, log := c.sessionOptions(p.Name, verbose, screenshot)
 	if log != nil {

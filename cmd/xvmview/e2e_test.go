@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,10 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("XVMVIEW_TEST_MAIN") == "1" {
 		main()
+		return
+	}
+	if addr := os.Getenv("XVMVIEW_TEST_LISTEN"); addr != "" {
+		listenUntilEOF(addr)
 		return
 	}
 	os.Exit(m.Run())
@@ -77,11 +83,29 @@ func requireTools(t *testing.T, tools ...string) {
 
 func newWorld(t *testing.T, withGuest bool) *world {
 	t.Helper()
+	return newWorldWith(t, withGuest, testguest.XvfbOptions{})
+}
+
+// newWorldWith is newWorld with a host display started with xo.
+func newWorldWith(t *testing.T, withGuest bool, xo testguest.XvfbOptions) *world {
+	t.Helper()
+	var g *testguest.Options
+	if withGuest {
+		g = &testguest.Options{}
+	}
+	return buildWorld(t, g, xo)
+}
+
+// buildWorld makes a world with a guest made with g (nil: no guest) and a
+// host display made with xo.
+func buildWorld(t *testing.T, g *testguest.Options, xo testguest.XvfbOptions) *world {
+	t.Helper()
+	withGuest := g != nil
 	requireTools(t, "Xephyr", "Xvfb", "xauth", "twm", "xterm", "xdpyinfo", "ss")
 	w := &world{t: t}
-	w.x = testguest.StartXvfb(t, testguest.XvfbOptions{})
+	w.x = testguest.StartXvfb(t, xo)
 	if withGuest {
-		w.g = testguest.Start(t, testguest.Options{})
+		w.g = testguest.Start(t, *g)
 	}
 	w.home = t.TempDir()
 	w.runtime = filepath.Join(w.home, "run")
@@ -252,9 +276,13 @@ func (w *world) checkGone(s session.State) {
 	if err != nil {
 		w.t.Fatalf("guest Xauthority is invalid: %v", err)
 	}
+	gdisp := strconv.Itoa(s.Display)
+	if s.GuestDisplay != "" {
+		gdisp = strings.TrimPrefix(s.GuestDisplay, ":")
+	}
 	for _, e := range entries {
-		if e.Number == strconv.Itoa(s.Display) {
-			w.t.Errorf("guest Xauthority still has an entry for display %d: family %d", s.Display, e.Family)
+		if e.Number == gdisp {
+			w.t.Errorf("guest Xauthority still has an entry for display %s: family %d", gdisp, e.Family)
 		}
 	}
 	// The guest's processes end within the teardown's grace.
@@ -293,15 +321,25 @@ transport = %q
 `, appScript, transport))
 }
 
-// TestRunRemote is the main story: run against the guest over tcp, see the
-// app's window in the nested display, check the cookie's reach, end the app
-// and find nothing left behind.
+// TestRunRemote is the main story, for each transport: run against the
+// guest, see the app's window in the nested display, check the cookie's
+// reach, end the app and find nothing left behind.
 func TestRunRemote(t *testing.T) {
+	for _, transport := range []string{"ssh", "tcp"} {
+		t.Run(transport, func(t *testing.T) { testRunRemote(t, transport) })
+	}
+}
+
+func testRunRemote(t *testing.T, transport string) {
 	w := newWorld(t, true)
-	w.remoteProfile("e2e", "tcp")
+	w.remoteProfile("e2e", transport)
 	l := w.start("run", "e2e", "--verbose")
 	s, cookie := w.session(l)
+	// The display the guest's clients use.
 	addr := fmt.Sprintf("%s:%d", w.g.HostAddr, s.Display)
+	if transport == "ssh" {
+		addr = "localhost" + s.GuestDisplay
+	}
 
 	t.Run("window drawn in the nested display", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -342,15 +380,38 @@ func TestRunRemote(t *testing.T) {
 		}
 	})
 
-	t.Run("guest connects over TCP from its own address", func(t *testing.T) {
-		out, err := exec.Command("ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", 6000+s.Display)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ss: %v: %s", err, out)
-		}
-		if !strings.Contains(string(out), w.g.Addr+":") {
-			t.Errorf("no TCP connection from the guest %s to port %d:\n%s", w.g.Addr, 6000+s.Display, out)
-		}
-	})
+	port := fmt.Sprintf("( sport = :%d )", 6000+s.Display)
+	if transport == "tcp" {
+		t.Run("guest connects over TCP from its own address", func(t *testing.T) {
+			out, err := exec.Command("ss", "-Htn", "state", "established", port).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ss: %v: %s", err, out)
+			}
+			if !strings.Contains(string(out), w.g.Addr+":") {
+				t.Errorf("no TCP connection from the guest %s to port %d:\n%s", w.g.Addr, 6000+s.Display, out)
+			}
+		})
+	} else {
+		t.Run("no X listener on the host's network; the guest uses its loopback", func(t *testing.T) {
+			out, err := exec.Command("ss", "-Htln", port).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ss: %v: %s", err, out)
+			}
+			if strings.TrimSpace(string(out)) != "" {
+				t.Errorf("something listens on port %d:\n%s", 6000+s.Display, out)
+			}
+			gout, err := w.guestRun(`ss -Htln`, "")
+			if err != nil || !strings.Contains(gout, "127.0.0.1:"+strconv.Itoa(6000+atoiDisplay(t, s.GuestDisplay))) {
+				t.Errorf("no listener on the guest's loopback for %s (%v):\n%s", s.GuestDisplay, err, gout)
+			}
+			if !strings.Contains(l.stderr.String(), "inside the SSH connection") {
+				t.Errorf("the launch does not report the ssh transport:\n%s", l.stderr.String())
+			}
+			if strings.Contains(l.stderr.String(), "in clear") {
+				t.Errorf("the ssh transport warns about clear text:\n%s", l.stderr.String())
+			}
+		})
+	}
 
 	t.Run("guest client with the cookie connects, without or with a wrong one is refused", func(t *testing.T) {
 		if out, err := w.guestRun("xdpyinfo -display "+addr+" >/dev/null", ""); err != nil {
@@ -395,20 +456,84 @@ func TestRunRemote(t *testing.T) {
 	})
 }
 
-// holdDisplay runs an Xvfb on display n until the test ends.
-func holdDisplay(t *testing.T, n int) *exec.Cmd {
+// holdDisplay runs an Xvfb on display n until the test ends, once the dead
+// session's Xephyr (pid) has let go of it.
+func holdDisplay(t *testing.T, n, pid int) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && !isZombie(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed session's Xephyr (pid %d) is still running", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-nolisten", "tcp")
 	must(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			return cmd
+	for time.Now().Before(deadline) {
+		if exec.Command("xdpyinfo", "-display", fmt.Sprintf(":%d", n)).Run() == nil {
+			return
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("Xvfb :%d did not start", n)
-	return nil
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// holdGuestPort listens on the guest's 127.0.0.1:port (inside its network
+// namespace) until the test ends. The listener is this test binary in
+// listen mode (see TestMain), retrying until the port is free.
+func (w *world) holdGuestPort(port int) {
+	t := w.t
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", w.g.Namespace, os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("XVMVIEW_TEST_LISTEN=127.0.0.1:%d", port))
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
+		t.Fatalf("could not hold port %d on the guest: %q %v", port, line, err)
+	}
+}
+
+// listenUntilEOF is the listen mode: bind addr (retrying for 10 s), say
+// "ready", hold it until stdin closes.
+func listenUntilEOF(addr string) {
+	var ln net.Listener
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Print("ready\n")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	ln.Close()
+}
+
+func atoiDisplay(t *testing.T, d string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimPrefix(d, ":"))
+	if err != nil {
+		t.Fatalf("display %q: %v", d, err)
+	}
+	return n
 }
 
 func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
@@ -435,8 +560,14 @@ func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
 }
 
 func TestRunRemoteEndings(t *testing.T) {
+	for _, transport := range []string{"ssh", "tcp"} {
+		t.Run(transport, func(t *testing.T) { testRunRemoteEndings(t, transport) })
+	}
+}
+
+func testRunRemoteEndings(t *testing.T, transport string) {
 	w := newWorld(t, true)
-	w.remoteProfile("e2e", "tcp")
+	w.remoteProfile("e2e", transport)
 
 	t.Run("SIGTERM to the launcher", func(t *testing.T) {
 		l := w.start("run", "e2e")
@@ -466,22 +597,26 @@ func TestRunRemoteEndings(t *testing.T) {
 		s, _ := w.session(l)
 		must(t, l.cmd.Process.Kill())
 		l.wait(t)
-		// Keep the dead session's display number busy, so that the next
-		// session gets another one and the stale guest entry stays apart.
-		hold := holdDisplay(t, s.Display)
+		// Keep the dead session's guest display number busy, so that the
+		// next session gets another one and the stale guest entry stays apart.
+		if transport == "tcp" {
+			holdDisplay(t, s.Display, s.XephyrPID)
+		} else {
+			w.holdGuestPort(6000 + atoiDisplay(t, s.GuestDisplay))
+		}
 		// The next launch runs the stale-session cleanup first.
 		l2 := w.start("run", "e2e", "--verbose")
 		s2, _ := w.session(l2)
-		if s2.Display == s.Display {
-			t.Fatalf("display :%d was reused although %v holds it", s.Display, hold)
+		if s2.GuestDisplay == s.GuestDisplay {
+			t.Fatalf("guest display %s was reused although it is held", s.GuestDisplay)
 		}
 		data, err := w.g.ReadHomeFile(".Xauthority")
 		must(t, err)
 		entries, err := xauth.Read(bytes.NewReader(data))
 		must(t, err)
 		for _, e := range entries {
-			if e.Number == strconv.Itoa(s.Display) {
-				t.Errorf("the killed session's guest entry for :%d is still there", s.Display)
+			if ":"+e.Number == s.GuestDisplay {
+				t.Errorf("the killed session's guest entry for %s is still there", s.GuestDisplay)
 			}
 		}
 		if !strings.Contains(l2.stderr.String(), "cleaned up after session "+s.ID) {
@@ -552,6 +687,26 @@ command = ["xterm"]
 		if !strings.Contains(l.stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
 		}
+	}
+	w.checkGone(session.State{Display: -1, XephyrPID: -1})
+}
+
+// TestRunForwardingRefused: a guest whose sshd forbids forwarding gets a
+// clear error naming the sshd_config line, and nothing is left behind.
+func TestRunForwardingRefused(t *testing.T) {
+	w := buildWorld(t, &testguest.Options{SSHDConfig: []string{"AllowTcpForwarding no"}}, testguest.XvfbOptions{})
+	w.remoteProfile("e2e", "ssh")
+	l := w.start("run", "e2e")
+	if st := l.wait(t); st != 1 {
+		t.Errorf("exit status %d, want 1", st)
+	}
+	for _, want := range []string{"refuses remote port forwarding", `"AllowTcpForwarding yes"`, "/etc/ssh/sshd_config", `xvmview: hint: or, on a host-only network you trust, set transport = "tcp"`} {
+		if !strings.Contains(l.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+		}
+	}
+	if _, err := w.g.ReadHomeFile(".Xauthority"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the guest got an Xauthority file (err %v)", err)
 	}
 	w.checkGone(session.State{Display: -1, XephyrPID: -1})
 }

@@ -48,9 +48,10 @@ const DefaultTransport = TransportSSH
 const MaxSize = 64 << 10
 
 // Profile is a decoded and validated profile. Parse fills in the defaults:
-// Screen and Title are never empty, and Transport is DefaultTransport for a
-// remote profile that sets none. A local profile (Local) has empty User,
-// IdentityFile, DisplayHost and Transport and a zero Port.
+// Screen and Title are never empty, Title starts with "[NAME]" (MarkTitle),
+// and Transport is DefaultTransport for a remote profile that sets none. A
+// local profile (Local) has empty User, IdentityFile, DisplayHost and
+// Transport and a zero Port.
 type Profile struct {
 	Name   string // file name without .toml
 	Source string // file path, or "embedded:NAME.toml" for a built-in profile
@@ -64,12 +65,20 @@ type Profile struct {
 	IdentityFile  string
 	Command       []string // argv, never empty, no empty strings
 	WindowManager []string // argv, or nil for none
-	Screen        string   // "WIDTHxHEIGHT" or "WIDTHxHEIGHTxDEPTH", checked by ParseScreen
+	Screen        string   // "WIDTHxHEIGHT" or "WIDTHxHEIGHTxDEPTH", checked by ParseScreen, or AutoScreen
 	Title         string
 	Transport     string // TransportSSH or TransportTCP; "" for a local profile
 	DisplayHost   string // "" = the local address of the SSH connection
 	Icon          string
 	Categories    []string
+
+	// The nested display's look and feel (display.go).
+	DPI        int      // 0 = the host screen's
+	Fullscreen bool     // false = a window of Screen's size
+	FixedSize  bool     // resizeable = false: the screen keeps its size when the window is resized
+	HostGrab   bool     // host_grab = true: Xephyr's Ctrl+Shift grab of keyboard and mouse
+	Keyboard   Keyboard // overrides of the host's keyboard; zero = the host's
+	Color      string   // "" or a colour checked by ValidColor, for a window frame
 }
 
 // Local reports whether the profile runs on this machine rather than in a
@@ -91,6 +100,17 @@ type file struct {
 	DisplayHost   string   `toml:"display_host"`
 	Icon          string   `toml:"icon"`
 	Categories    []string `toml:"categories"`
+
+	DPI             int64  `toml:"dpi"`
+	Fullscreen      bool   `toml:"fullscreen"`
+	Resizeable      bool   `toml:"resizeable"`
+	HostGrab        bool   `toml:"host_grab"`
+	KeyboardRules   string `toml:"keyboard_rules"`
+	KeyboardModel   string `toml:"keyboard_model"`
+	KeyboardLayout  string `toml:"keyboard_layout"`
+	KeyboardVariant string `toml:"keyboard_variant"`
+	KeyboardOptions string `toml:"keyboard_options"`
+	Color           string `toml:"color"`
 }
 
 // keyTypes names every key of a profile file and what its value must be.
@@ -108,6 +128,17 @@ var keyTypes = map[string]string{
 	"display_host":   "a string",
 	"icon":           "a string",
 	"categories":     `a list of strings, e.g. ["Network"]`,
+
+	"dpi":              "an integer, e.g. 96",
+	"fullscreen":       "true or false",
+	"resizeable":       "true or false",
+	"host_grab":        "true or false",
+	"keyboard_rules":   `a string, e.g. "evdev"`,
+	"keyboard_model":   `a string, e.g. "pc105"`,
+	"keyboard_layout":  `a string, e.g. "de" or "us,de"`,
+	"keyboard_variant": `a string, e.g. "nodeadkeys"`,
+	"keyboard_options": `a string, e.g. "ctrl:nocaps,compose:ralt"`,
+	"color":            `a string, e.g. "#cc0000" or "dark orange"`,
 }
 
 // Error is a problem with one profile: a syntax error, an unknown key, a value
@@ -377,7 +408,8 @@ func (c *checker) check(name, source string, f file) Profile {
 	}
 
 	if c.set("screen") {
-		if _, err := ParseScreen(f.Screen); err != nil {
+		// AutoScreen is a share of the host screen, worked out at launch.
+		if _, err := ParseScreen(f.Screen); err != nil && f.Screen != AutoScreen {
 			c.fail("screen", -1, "%v", err)
 		}
 	} else {
@@ -421,6 +453,7 @@ func (c *checker) check(name, source string, f file) Profile {
 			c.fail("categories", i, "category %q is not a desktop entry category (letters, digits, \"-\" and \"_\", e.g. \"Network\")", cat)
 		}
 	}
+	c.checkDisplay(&p, f)
 	return p
 }
 

@@ -40,13 +40,24 @@ transport = "tcp"
 display_host = "10.1.0.1"
 icon = "firefox"
 categories = ["Network", "WebBrowser"]
+dpi = 144
+fullscreen = true
+resizeable = false
+host_grab = true
+keyboard_rules = "evdev"
+keyboard_model = "pc105"
+keyboard_layout = "us,de"
+keyboard_variant = ",nodeadkeys"
+keyboard_options = "ctrl:nocaps,compose:ralt"
+color = "#cc0000"
 `,
 			want: Profile{
 				Description: "Firefox in the web domU", Host: "web", User: "alice", Port: 2222,
 				IdentityFile: "~/.ssh/id_ed25519", Command: []string{"/usr/bin/firefox", "--no-remote"},
 				WindowManager: []string{"twm", "-f", "/etc/twmrc"}, Screen: "1600x900x24",
-				Title: "Web [firefox]", Transport: "tcp", DisplayHost: "10.1.0.1", Icon: "firefox",
-				Categories: []string{"Network", "WebBrowser"},
+				Title: "[p] Web [firefox]", Transport: "tcp", DisplayHost: "10.1.0.1", Icon: "firefox",
+				Categories: []string{"Network", "WebBrowser"}, DPI: 144, Fullscreen: true, FixedSize: true, HostGrab: true,
+				Color: "#cc0000", Keyboard: Keyboard{Rules: "evdev", Model: "pc105", Layout: "us,de", Variant: ",nodeadkeys", Options: "ctrl:nocaps,compose:ralt"},
 			},
 		},
 		{
@@ -115,7 +126,7 @@ func TestParseBad(t *testing.T) {
 		{"misspelt key", minimal + "\ncomand = [\"x\"]\n", `4:1: unknown key "comand" (did you mean "command"?)`},
 		{"dashed key", minimal + "window-manager = [\"twm\"]\n", `3:1: unknown key "window-manager" (did you mean "window_manager"?)`},
 		{"alias", minimal + "wm = [\"twm\"]\n", `3:1: unknown key "wm" (did you mean "window_manager"?)`},
-		{"unrelated key", minimal + "colour = \"blue\"\n", `3:1: unknown key "colour"`},
+		{"unrelated key", minimal + "flavour = \"blue\"\n", `3:1: unknown key "flavour"`},
 		{"two unknown keys", minimal + "prot = 22\nfoo = 1\n", `3:1: unknown key "prot" (did you mean "port"?) and 1 more unknown key`},
 		{"dotted unknown key", minimal + "ssh.port = 22\n", `3:1: unknown key "ssh.port"`},
 		{"table", minimal + "[ssh]\nport = 22\n", `3:2: unknown table "ssh" (a profile has no tables)`},

@@ -23,6 +23,21 @@ var aliases = map[string]string{
 	"display":    "display_host",
 	"name":       "title",
 	"category":   "categories",
+
+	"colour":      "color",
+	"frame_color": "color",
+	"resizable":   "resizeable",
+	"resize":      "resizeable",
+	"full_screen": "fullscreen",
+	"grab":        "host_grab",
+	"keyboard":    "keyboard_layout",
+	"keymap":      "keyboard_layout",
+	"layout":      "keyboard_layout",
+	"xkb_layout":  "keyboard_layout",
+	"xkb_variant": "keyboard_variant",
+	"xkb_model":   "keyboard_model",
+	"xkb_options": "keyboard_options",
+	"xkb_rules":   "keyboard_rules",
 }
 
 // suggest returns the profile key that an unknown key probably meant, or "".

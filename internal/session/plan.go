@@ -26,6 +26,9 @@ type Facts struct {
 	Hostname     string        // this machine's name, for local Xauthority entries
 	XephyrBinary string        // "" = Xephyr from PATH
 	Guest        *guest.Target // the resolved SSH target; nil for a local profile
+	// Host is the host display's size, DPI and keyboard (xephyr.QueryHost);
+	// nil = unknown: Xephyr's defaults, and screen "auto" is DefaultScreen.
+	Host *xephyr.HostFacts
 }
 
 // Timeouts bound each phase of a launch and of the teardown.
@@ -52,6 +55,7 @@ type Plan struct {
 	DisplayHost   string // tcp transport: the address the guest dials; "" = our end of the SSH connection
 	Hostname      string
 	Timeouts      Timeouts
+	Fidelity      Fidelity // where the screen, DPI and keyboard come from (fidelity.go)
 }
 
 // NewPlan builds the plan for running profile p with extra arguments appended
@@ -86,7 +90,11 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 			pl.DisplayHost = p.DisplayHost
 		}
 	}
-	pl.Xephyr = x
+	fid, err := displayOptions(&x, p, f.Host)
+	if err != nil {
+		return Plan{}, fmt.Errorf("profile %s: %w", p.Name, err)
+	}
+	pl.Xephyr, pl.Fidelity = x, fid
 	return pl, nil
 }
 
@@ -127,6 +135,7 @@ func (pl Plan) Describe(w io.Writer) error {
 	fmt.Fprintf(w, "runtime:  %s (0700, removed at exit)\n", filepath.Join(pl.RuntimeRoot, "SESSION"))
 	fmt.Fprintf(w, "cookie:   16 random bytes, %s, written to server.xauth (0600) before Xephyr starts\n", xauth.Cookie{})
 	fmt.Fprintf(w, "xephyr:   %s\n", shellJoin(append([]string{bin}, args...)))
+	pl.Fidelity.describe(w)
 	if pl.Guest == nil {
 		env := []string{"DISPLAY=:N", "XAUTHORITY=" + filepath.Join(pl.RuntimeRoot, "SESSION", "client.xauth")}
 		for _, argv := range pl.programs() {

@@ -15,6 +15,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
 )
@@ -346,14 +347,28 @@ func (r *runner) startLocal(ctx context.Context) (wm, app proc, err error) {
 // starts the window manager and the app there.
 func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc, err error) {
 	n := r.srv.Display
-	host := r.pl.DisplayHost
-	if host == "" {
-		host = c.LocalIP().String()
+	// gn is the display number the guest's clients use: Xephyr's own over
+	// tcp, the forward's over ssh. Their Xauthority entry is for gn.
+	var display string
+	var gn int
+	if r.pl.Transport == profile.TransportTCP {
+		host := r.pl.DisplayHost
+		if host == "" {
+			host = c.LocalIP().String()
+		}
+		display, gn = guestDisplay(host, n), n
+		r.notice("transport tcp: X traffic and the cookie cross the network to %s in clear", r.pl.Guest.HostName)
+	} else {
+		fwd, err := c.ForwardX(ctx, r.srv.Socket(), firstForwardDisplay)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.push("X forwarding", func(context.Context) error { return fwd.Close() })
+		display, gn = fmt.Sprintf("localhost:%d", fwd.Display), fwd.Display
+		r.phase(fmt.Sprintf("guest's localhost:%d carried to :%d inside the SSH connection", fwd.Display, n))
 	}
-	display := guestDisplay(host, n)
-	gdisp := fmt.Sprintf(":%d", n)
-	r.notice("transport tcp: X traffic and the cookie cross the network to %s in clear", r.pl.Guest.HostName)
 
+	gdisp := fmt.Sprintf(":%d", gn)
 	// Record the entry before writing it: a crash in between still gets it
 	// cleaned up.
 	r.state.Guest = r.pl.Guest
@@ -363,7 +378,7 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 	r.push("guest Xauthority entry", func(ctx context.Context) error { return r.removeGuestEntry(ctx, gdisp) })
 
 	var stderr bytes.Buffer
-	line := xauth.WildEntry(n, r.cookie).Numeric() + "\n"
+	line := xauth.WildEntry(gn, r.cookie).Numeric()
 	if err := c.Run(ctx, guestXauthAdd, strings.NewReader(line), io.Discard, &stderr); err != nil {
 		var ee *guest.ExitError
 		if errors.As(err, &ee) && ee.Status == 127 {

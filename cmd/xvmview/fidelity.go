@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/xephyr"
+)
+
+// hostQueryTimeout bounds asking the host display for its size, DPI and
+// keyboard: a display that does not answer quickly only costs the defaults.
+const hostQueryTimeout = 3 * time.Second
+
+// queryHost asks the host display (DISPLAY=display, with $XAUTHORITY or
+// ~/.Xauthority as libX11 would) for its screen size, physical size and
+// keyboard, for the nested display to match. A failure is a notice, and the
+// launch goes on with Xephyr's defaults (nil).
+func (c *cli) queryHost(ctx context.Context, display string) *xephyr.HostFacts {
+	xa := os.Getenv("XAUTHORITY")
+	if xa == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			xa = filepath.Join(home, ".Xauthority")
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, hostQueryTimeout)
+	defer cancel()
+	f, err := xephyr.QueryHost(ctx, display, xa)
+	if err != nil {
+		c.noticef("cannot read the host display's size and keyboard, using defaults: %v", err)
+		return nil
+	}
+	return &f
+}

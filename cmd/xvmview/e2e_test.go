@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jezek/xgb/xproto"
+
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -636,6 +638,46 @@ func testRunRemoteEndings(t *testing.T, transport string) {
 		w.checkGone(s2)
 		w.checkGone(s)
 	})
+}
+
+// TestRunWindowClosed: closing the Xephyr window on the host (here: the
+// host server drops Xephyr's connection, as when a window manager kills it)
+// ends the session with status 0 and the usual teardown.
+func TestRunWindowClosed(t *testing.T) {
+	w := newWorld(t, true)
+	w.remoteProfile("e2e", "ssh")
+	l := w.start("run", "e2e")
+	s, _ := w.session(l)
+	host := hostDisplay(t, w.x)
+	win := xephyrWindow(t, host, "xvmview-e2e")
+	must(t, xproto.KillClientChecked(host, uint32(win)).Check())
+	if st := l.wait(t); st != 0 {
+		t.Errorf("exit status %d, want 0", st)
+	}
+	if !strings.Contains(l.stderr.String(), "the Xephyr window was closed") {
+		t.Errorf("stderr does not say the window was closed:\n%s", l.stderr.String())
+	}
+	w.checkGone(s)
+}
+
+// TestRunSignals: SIGINT and SIGHUP end a session like SIGTERM, with 128+N.
+func TestRunSignals(t *testing.T) {
+	w := newWorld(t, false)
+	w.profile("loc", `host = "local"
+command = ["sh", "-c", "while :; do sleep 0.1; done"]
+window_manager = ["twm"]
+`)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			l := w.start("run", "loc")
+			s, _ := w.session(l)
+			must(t, l.cmd.Process.Signal(sig))
+			if st := l.wait(t); st != 128+int(sig) {
+				t.Errorf("exit status %d, want %d", st, 128+int(sig))
+			}
+			w.checkGone(s)
+		})
+	}
 }
 
 func TestRunRefusesBadHostKeys(t *testing.T) {

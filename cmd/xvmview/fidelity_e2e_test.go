@@ -237,8 +237,7 @@ func TestFidelityResize(t *testing.T) {
 	w.profile("fid-resize", `host = "e2eguest"
 command = ["sh", "-c", "echo \"$DISPLAY\" > \"$HOME/display\"; while [ ! -e \"$HOME/stop\" ]; do sleep 0.1; done"]
 screen = "800x600"
-transport = "tcp"
-`) // tcp: the guest's DISPLAY is a plain address; resizing does not depend on the transport
+`)
 	l := w.start("run", "fid-resize")
 	s, _ := w.session(l)
 	host := hostDisplay(t, w.x)

@@ -180,12 +180,10 @@ type runner struct {
 	srv     *xephyr.Server
 	conn    *xgb.Conn
 	client  *guest.Client
-	mapped  chan struct{} // closed when the first top-level window maps
-	started bool          // the session directory exists: errors after this may be a signal's doing
+	started bool // the session directory exists: errors after this may be a signal's doing
 }
 
-// step is one thing teardown undoes. keep marks state that must stay on
-// record when the undo fails.
+// step is one thing teardown undoes.
 type step struct {
 	name string
 	undo func(ctx context.Context) error
@@ -267,7 +265,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return d.c, d.err
 	}
 	if pl.Guest != nil {
-		defer func() { _, _ = awaitDial() }() // on early return: collect and close
+		// On an early return: stop a dial still under way, then collect it
+		// so that teardown closes a connection that was made.
+		defer func() { cancelStart(); _, _ = awaitDial() }()
 	}
 
 	xo := pl.Xephyr

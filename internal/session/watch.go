@@ -19,7 +19,6 @@ const screenshotDelay = 700 * time.Millisecond
 // first one that maps (the app's, usually framed by the window manager). With
 // Options.Screenshot set it saves a PNG of the whole display shortly after.
 func (r *runner) watchMaps() {
-	r.mapped = make(chan struct{})
 	if r.o.Progress == nil && r.o.Screenshot == "" {
 		return
 	}
@@ -30,7 +29,7 @@ func (r *runner) watchMaps() {
 		r.notice("cannot watch the nested display's windows: %v", err)
 		return
 	}
-	conn, mapped := r.conn, r.mapped
+	conn := r.conn
 	go func() {
 		for {
 			ev, xerr := conn.WaitForEvent()
@@ -39,7 +38,6 @@ func (r *runner) watchMaps() {
 			}
 			if m, ok := ev.(xproto.MapNotifyEvent); ok && !m.OverrideRedirect {
 				r.phase("first window mapped")
-				close(mapped)
 				if r.o.Screenshot != "" {
 					time.AfterFunc(screenshotDelay, r.screenshot)
 				}

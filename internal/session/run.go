@@ -456,7 +456,7 @@ func (r *runner) waitWM(ctx context.Context, wm proc) {
 	root := xproto.Setup(r.conn).DefaultScreen(r.conn).Root
 	deadline := time.NewTimer(r.pl.Timeouts.WMReady)
 	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		a, err := xproto.GetWindowAttributes(r.conn, root).Reply()

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
+	"github.com/xvmview/xvmview/internal/xauth"
+)
+
+// xvmview runs `xvmview run bench` with a private HOME (~/.ssh/config with
+// an alias for the guest), XDG_CONFIG_HOME (the bench profile),
+// XDG_RUNTIME_DIR and XDG_STATE_HOME, on the Xvfb. transport is the
+// profile's transport ("tcp", "ssh"), or "" for the profile default.
+type xvmview struct {
+	cfg       config
+	g         *testguest.Guest
+	x         *testguest.Xvfb
+	transport string
+	home      string
+	config    string
+	runtime   string
+	state     string
+}
+
+func newXvmview(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transport string) (*xvmview, error) {
+	v := &xvmview{cfg: cfg, g: g, x: x, transport: transport,
+		home: filepath.Join(dir, "home"), config: filepath.Join(dir, "config"),
+		runtime: filepath.Join(dir, "run"), state: filepath.Join(dir, "state")}
+	for _, d := range []string{dir, v.home, filepath.Join(v.home, ".ssh"), v.runtime, v.state,
+		filepath.Join(v.config, "xvmview", "profiles")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create xvmview's private directories: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	alias := "bench-guest"
+	sshConfig := fmt.Sprintf(`Host %s
+	HostName %s
+	Port %d
+	User %s
+	IdentityFile %s
+	IdentitiesOnly yes
+	UserKnownHostsFile %s
+`, alias, g.Addr, g.Port, g.User, g.IdentityFile, g.KnownHosts)
+	if err := os.WriteFile(filepath.Join(v.home, ".ssh", "config"), []byte(sshConfig), 0o600); err != nil {
+		return nil, fmt.Errorf("write xvmview's ssh config: %w", err)
+	}
+	var cmd []string
+	for _, a := range cfg.app {
+		cmd = append(cmd, strconv.Quote(a))
+	}
+	prof := fmt.Sprintf(`description = "startup bench"
+host = %q
+command = [%s]
+window_manager = ["twm"]
+screen = "1280x1024"
+`, alias, strings.Join(cmd, ", "))
+	if transport != "" {
+		prof += fmt.Sprintf("transport = %q\n", transport)
+	}
+	if err := os.WriteFile(filepath.Join(v.config, "xvmview", "profiles", "bench.toml"), []byte(prof), 0o600); err != nil {
+		return nil, fmt.Errorf("write the bench profile: %w", err)
+	}
+	return v, nil
+}
+
+func (v *xvmview) name() string {
+	if v.transport == "" {
+		return "xvmview"
+	}
+	return "xvmview (" + v.transport + ")"
+}
+
+func (v *xvmview) env() []string {
+	return append([]string{
+		"HOME=" + v.home,
+		"PATH=" + os.Getenv("PATH"),
+		"LANG=C.UTF-8",
+		"XDG_CONFIG_HOME=" + v.config,
+		"XDG_RUNTIME_DIR=" + v.runtime,
+		"XDG_STATE_HOME=" + v.state,
+	}, v.x.Env()...)
+}
+
+// sessionState is the part of xvmview's state.json the bench reads.
+type sessionState struct {
+	Display   int `json:"display"`
+	XephyrPID int `json:"xephyr_pid"`
+}
+
+// locate finds the running session's directory under
+// $XDG_RUNTIME_DIR/xvmview, its display and Xephyr PID from state.json and
+// the cookie from server.xauth.
+func (v *xvmview) locate() (dir string, st sessionState, c xauth.Cookie, err error) {
+	root := filepath.Join(v.runtime, "xvmview")
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return "", st, c, fmt.Errorf("%w: %v", errNotYet, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		d := filepath.Join(root, e.Name())
+		b, err := os.ReadFile(filepath.Join(d, "state.json"))
+		if err != nil {
+			continue
+		}
+		st = sessionState{Display: -1}
+		if err := json.Unmarshal(b, &st); err != nil || st.Display < 0 || st.XephyrPID <= 0 {
+			continue
+		}
+		c, err := cookieFromFile(filepath.Join(d, "server.xauth"))
+		if err != nil {
+			return "", st, c, err
+		}
+		return d, st, c, nil
+	}
+	return "", st, c, fmt.Errorf("%w: no session with a display under %s", errNotYet, root)
+}
+
+func (v *xvmview) once(ctx context.Context, verbose bool) (d time.Duration, out string, err error) {
+	var log tailBuffer
+	log.max = 64 << 10
+	args := []string{"run", "bench"}
+	if verbose {
+		args = append(args, "--verbose")
+	}
+	cmd := exec.Command(v.cfg.xvmview, args...)
+	cmd.Dir = v.home
+	cmd.Env = v.env()
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+
+	var st sessionState
+	var dir string
+	var ino uint64
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, "", fmt.Errorf("start %s: %w", v.cfg.xvmview, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		if terr := v.teardown(ctx, cmd, exited, dir, st, ino); terr != nil {
+			err = errors.Join(err, &leftoverError{terr})
+		}
+		out = log.String()
+	}()
+
+	wctx, cancel := context.WithTimeout(ctx, v.cfg.timeout)
+	defer cancel()
+	find := func() (int, xauth.Cookie, error) {
+		var c xauth.Cookie
+		var err error
+		dir, st, c, err = v.locate()
+		return st.Display, c, err
+	}
+	d, ino, err = waitWindow(wctx, start, find, v.cfg.app[0], v.cfg.poll, exited)
+	return d, "", err
+}
+
+// teardown sends xvmview SIGTERM and waits for it to exit, then checks that
+// it removed everything itself: Xephyr, the session directory, the guest's
+// processes and Xauthority entry, the display's socket. What it left is
+// reported, and removed so the next run starts clean.
+func (v *xvmview) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, dir string, st sessionState, ino uint64) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	running := true
+	select {
+	case <-exited:
+		running = false // it failed by itself; the caller reports that
+	default:
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	t := time.NewTimer(20 * time.Second)
+	select {
+	case <-exited:
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && running && ws.ExitStatus() != 128+int(syscall.SIGTERM) {
+			errs = append(errs, fmt.Errorf("xvmview exited with status %d after SIGTERM (want %d)", ws.ExitStatus(), 128+int(syscall.SIGTERM)))
+		}
+	case <-t.C:
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		errs = append(errs, errors.New("xvmview did not exit within 20 s of SIGTERM; killed its process group"))
+	}
+	t.Stop()
+	if st.XephyrPID > 0 {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		left := waitGone(wctx, []int{st.XephyrPID})
+		cancel()
+		if len(left) > 0 {
+			errs = append(errs, fmt.Errorf("xvmview left Xephyr (pid %d) running", st.XephyrPID))
+			_ = stopPIDs(ctx, left, 3*time.Second)
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(v.runtime, "xvmview")); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				errs = append(errs, fmt.Errorf("xvmview left its session directory %s", filepath.Join(v.runtime, "xvmview", e.Name())))
+				_ = os.RemoveAll(filepath.Join(v.runtime, "xvmview", e.Name()))
+			}
+		}
+	}
+	n := -1 // display unknown: nothing to check there
+	if dir != "" {
+		n = st.Display
+	}
+	errs = append(errs, checkClean(ctx, v.g, n, ino, "xvmview"))
+	return errors.Join(errs...)
+}

@@ -101,6 +101,17 @@ func TestRealGuest(t *testing.T) {
 		}
 	})
 
+	t.Run("ping", func(t *testing.T) {
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := c.Ping(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("Ping with a canceled context: %v, want context.Canceled", err)
+		}
+	})
+
 	t.Run("exit status", func(t *testing.T) {
 		var ee *ExitError
 		if err := c.Run(ctx, "exit 3", nil, nil, nil); !errors.As(err, &ee) || ee.Status != 3 {

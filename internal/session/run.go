@@ -248,6 +248,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	if pl.Guest != nil {
 		go func() {
 			c, err := guest.Dial(startCtx, *pl.Guest, guest.DialOptions{})
+			if err == nil {
+				// sshd's first answer after login comes late: let that
+				// happen while Xephyr starts. A failure shows up later.
+				_ = c.Ping(startCtx)
+			}
 			dialc <- dialed{c, err}
 		}()
 	}

@@ -112,9 +112,22 @@ func guestDisplay(host string, n int) string {
 const firstForwardDisplay = 10
 
 // Guest-side shell commands. Each is built from constants and quoted values.
+//
+// guestXauthAdd first removes what the guest's clients of the displays would
+// find before our Wild entry: libxcb looks "localhost:D" up as family Local
+// with the guest's host name, and "ADDR:N" as family Internet, and xauth keeps
+// such specific entries before Wild ones, so a leftover (sshd's X11
+// forwarding never removes its "HOST/unix:D" entries) would shadow the
+// session's cookie. The display is ours: its port (ssh) or number (tcp) is.
 var (
-	guestXauthAdd = "xauth -q nmerge -"
-	guestXauthRm  = func(display string) string { return "xauth -q remove " + guest.Quote(display) }
+	guestXauthAdd = func(displays ...string) string {
+		q := make([]string, len(displays))
+		for i, d := range displays {
+			q[i] = guest.Quote(d)
+		}
+		return "xauth -q remove " + strings.Join(q, " ") + "; xauth -q nmerge -"
+	}
+	guestXauthRm = func(display string) string { return "xauth -q remove " + guest.Quote(display) }
 )
 
 // Describe prints the plan for --dry-run: the Xephyr argv and the guest
@@ -163,7 +176,7 @@ func (pl Plan) Describe(w io.Writer) error {
 		fmt.Fprintf(w, "x11:      ssh: a listener on the guest's 127.0.0.1:6000+D (first free D from %d), carried inside the SSH connection to Xephyr's socket\n", firstForwardDisplay)
 	}
 	num := display[strings.LastIndexByte(display, ':')+1:]
-	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 %s 0012 %x 0010 %s)\n", guestXauthAdd, num, xauth.CookieName, xauth.Cookie{})
+	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 %s 0012 %x 0010 %s)\n", guestXauthAdd(":"+num, display), num, xauth.CookieName, xauth.Cookie{})
 	env := []string{"DISPLAY=" + display}
 	for _, argv := range pl.programs() {
 		line, err := guest.Command(env, argv)

@@ -384,7 +384,7 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 
 	var stderr bytes.Buffer
 	line := xauth.WildEntry(gn, r.cookie).Numeric()
-	if err := c.Run(ctx, guestXauthAdd, strings.NewReader(line), io.Discard, &stderr); err != nil {
+	if err := c.Run(ctx, guestXauthAdd(gdisp, display), strings.NewReader(line), io.Discard, &stderr); err != nil {
 		var ee *guest.ExitError
 		if errors.As(err, &ee) && ee.Status == 127 {
 			return nil, nil, &NoXauthError{Host: r.pl.Guest.HostName}

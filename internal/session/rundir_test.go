@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/guest"
 )
 
 func TestEnsurePrivateDir(t *testing.T) {
@@ -160,5 +164,65 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCleanStaleClaims: a session another launch is cleaning right now
+// (a fresh claim) is left to it; a claim whose cleaner died is taken back
+// and cleaned.
+func TestCleanStaleClaims(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "xvmview")
+	must(t, ensurePrivateDir(root))
+	dead := exec.Command("true")
+	must(t, dead.Run())
+
+	mk := func(name string, age time.Duration) string {
+		p := filepath.Join(root, name)
+		must(t, os.Mkdir(p, 0o700))
+		b, _ := json.Marshal(State{ID: strings.TrimPrefix(name, claimPrefix), LauncherPID: dead.Process.Pid, Display: 5})
+		must(t, os.WriteFile(filepath.Join(p, stateName), b, 0o600))
+		old := time.Now().Add(-age)
+		must(t, os.Chtimes(p, old, old))
+		return p
+	}
+	fresh := mk(claimPrefix+"aaaa", 0)
+	abandoned := mk(claimPrefix+"bbbb", 2*staleAge)
+
+	var notices []string
+	CleanStale(context.Background(), root, func(f string, a ...any) { notices = append(notices, fmt.Sprintf(f, a...)) })
+
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh claim of another cleaner was touched: %v", err)
+	}
+	for _, p := range []string{abandoned, filepath.Join(root, "bbbb")} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s remains after its cleaner died", p)
+		}
+	}
+	if len(notices) != 1 || !strings.Contains(notices[0], "bbbb") {
+		t.Errorf("notices %q, want one for bbbb", notices)
+	}
+}
+
+func TestDisplayInUse(t *testing.T) {
+	g := func(host string) *guest.Target { return &guest.Target{HostName: host, Port: 22, User: "u"} }
+	stale := State{Guest: g("web"), GuestDisplay: ":10"}
+	tests := []struct {
+		name string
+		live []State
+		want bool
+	}{
+		{"none", nil, false},
+		{"same guest and display", []State{{Guest: g("web"), GuestDisplay: ":10"}}, true},
+		{"other display", []State{{Guest: g("web"), GuestDisplay: ":11"}}, false},
+		{"other guest", []State{{Guest: g("mail"), GuestDisplay: ":10"}}, false},
+		{"local session", []State{{GuestDisplay: ""}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := displayInUse(stale, tc.live); got != tc.want {
+				t.Errorf("displayInUse = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(xserver-xephyr xvfb xauth openssh-server openssh-client x11-apps x11-utils
       x11-xserver-utils x11-xkb-utils twm xterm xfonts-base iproute2 desktop-file-utils
-      libglib2.0-bin procps psmisc util-linux passwd python3-minimal)
+      libglib2.0-bin procps psmisc util-linux passwd python3-minimal fish)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,9 @@ import (
 // Quote returns s quoted for a POSIX shell (sh, dash, bash, ksh, zsh): the
 // shell reads the result back as exactly the bytes of s, whatever they are
 // (quotes, newlines, $, `, \, non-UTF-8 bytes). The empty string becomes a pair of single quotes.
+// Single quotes and backslashes are written outside the single-quoted runs
+// (as \' and \\), so a fish login shell, which treats \' and \\ inside
+// single quotes as escapes, reads the same bytes too.
 // Strings made only of characters that are never special stay as they are,
 // which keeps printed commands readable. A NUL byte cannot be carried by any
 // shell word; Command rejects it.
@@ -19,8 +22,10 @@ func Quote(s string) string {
 	if isPlain(s) {
 		return s
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return "'" + quoteRepl.Replace(s) + "'"
 }
+
+var quoteRepl = strings.NewReplacer(`'`, `'\''`, `\`, `'\\'`)
 
 // isPlain reports whether s needs no quoting anywhere in a command line. The
 // set is deliberately small: no '=' (a leading word NAME=V would be an

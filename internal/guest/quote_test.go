@@ -12,7 +12,7 @@ import (
 // runs, bash is the usual login shell sshd hands commands to.
 func shells(t testing.TB) []string {
 	var out []string
-	for _, sh := range []string{"/bin/sh", "/bin/bash"} {
+	for _, sh := range []string{"/bin/sh", "/bin/bash", "/usr/bin/fish"} {
 		if _, err := exec.LookPath(sh); err == nil {
 			out = append(out, sh)
 		}
@@ -51,7 +51,8 @@ var quoteTests = []struct {
 	{"dollar", "$HOME", "'$HOME'"},
 	{"command substitution", "$(rm -rf ~)", "'$(rm -rf ~)'"},
 	{"backtick", "`id`", "'`id`'"},
-	{"backslash", `a\b\`, `'a\b\'`},
+	{"backslash", `a\b\`, `'a'\\'b'\\''`},
+	{"fish escapes", `a\'; rm -rf ~ #`, `'a'\\''\''; rm -rf ~ #'`},
 	{"newline", "a\nb\n", "'a\nb\n'"},
 	{"glob", "*", "'*'"},
 	{"tilde", "~", "'~'"},

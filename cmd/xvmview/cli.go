@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -257,7 +258,8 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 // and notices to the session log (and to stderr with --verbose). A log that
 // cannot be created costs a notice, not the launch.
 func (c *cli) sessionOptions(profile string, verbose bool, screenshot string) (session.Options, *sessionLog) {
-	opts := session.Options{Stdout: c.stdout, Stderr: c.stderr, Screenshot: screenshot}
+	stdout, stderr := &keepGoing{w: c.stdout}, &keepGoing{w: c.stderr}
+	opts := session.Options{Stdout: stdout, Stderr: stderr, Screenshot: screenshot}
 	log, err := openSessionLog(logDir(xdg.StateHome), profile)
 	if err != nil {
 		c.noticef("no session log: %v", err)
@@ -279,15 +281,36 @@ func (c *cli) sessionOptions(profile string, verbose bool, screenshot string) (s
 		}
 	}
 	if log != nil {
-		opts.Stderr = io.MultiWriter(c.stderr, log)
+		opts.Stderr = io.MultiWriter(stderr, log)
 		opts.XephyrStderr = log
 		if verbose {
-			opts.XephyrStderr = io.MultiWriter(c.stderr, log)
+			opts.XephyrStderr = io.MultiWriter(stderr, log)
 		}
 	} else if verbose {
-		opts.XephyrStderr = c.stderr
+		opts.XephyrStderr = stderr
 	}
 	return opts, log
+}
+
+// keepGoing passes writes on until the first error (a closed pipe, as in
+// `xvmview run web | head`), then drops them: the session's window matters
+// more than its output, and a writer that fails would stall the guest's
+// program once the SSH channel's window fills.
+type keepGoing struct {
+	mu     sync.Mutex
+	w      io.Writer
+	failed bool
+}
+
+func (k *keepGoing) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.failed {
+		if _, err := k.w.Write(p); err != nil {
+			k.failed = true
+		}
+	}
+	return len(p), nil
 }
 
 // noDisplayError: Xephyr needs a host display to draw its window in.

@@ -103,7 +103,7 @@ func newWorldWith(t *testing.T, withGuest bool, xo testguest.XvfbOptions) *world
 func buildWorld(t *testing.T, g *testguest.Options, xo testguest.XvfbOptions) *world {
 	t.Helper()
 	withGuest := g != nil
-	requireTools(t, "Xephyr", "Xvfb", "xauth", "twm", "xterm", "xdpyinfo", "ss")
+	requireTools(t, "Xephyr", "Xvfb", "xauth", "twm", "xterm", "xlogo", "xdpyinfo", "ss")
 	w := &world{t: t}
 	w.x = testguest.StartXvfb(t, xo)
 	if withGuest {
@@ -168,10 +168,20 @@ type launcher struct {
 
 func (w *world) start(args ...string) *launcher {
 	w.t.Helper()
+	return w.startOut(nil, args...)
+}
+
+// startOut is start with the launcher's stdout going to out (nil: collected
+// in launcher.stdout).
+func (w *world) startOut(out *os.File, args ...string) *launcher {
+	w.t.Helper()
 	l := &launcher{stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
 	l.cmd = exec.Command(os.Args[0], args...)
 	l.cmd.Env = w.env()
 	l.cmd.Stdout, l.cmd.Stderr = l.stdout, l.stderr
+	if out != nil {
+		l.cmd.Stdout = out
+	}
 	must(w.t, l.cmd.Start())
 	go func() { l.err = l.cmd.Wait(); close(l.done) }()
 	w.t.Cleanup(func() {
@@ -307,9 +317,9 @@ func (w *world) checkGone(s session.State) {
 	}
 }
 
-// appScript is the guest app of the tests: an xterm with a red background
+// appScript is the guest app of the tests: a red xlogo window
 // at +100+100, then wait for ~/stop and exit 3.
-const appScript = `xterm -bg red -geometry 30x8+100+100 -e sleep 1000 &
+const appScript = `xlogo -bg red -fg red -geometry 185x110+100+100 &
 while [ ! -e "$HOME/stop" ]; do sleep 0.1; done
 exit 3`
 
@@ -351,7 +361,7 @@ func testRunRemote(t *testing.T, transport string) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		// Poll until xterm's red background shows inside the window, placed at
+		// Poll until the red window shows, placed at
 		// +100+100 (below twm's title bar).
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -367,7 +377,7 @@ func testRunRemote(t *testing.T, transport string) {
 				c := img.RGBAAt(x, y)
 				return c.R > 200 && c.G > 200 && c.B > 200
 			}
-			// xterm's 30x8 cells fill about 185x110 px below twm's title bar,
+			// The 185x110 window sits below twm's title bar,
 			// whose white background shows twm managed the window.
 			inside := red(160, 160) && red(120, 130) && red(270, 215)
 			outside := !red(60, 60) && !red(320, 160) && !red(160, 260) && !red(700, 500)
@@ -376,7 +386,7 @@ func testRunRemote(t *testing.T, transport string) {
 			}
 			if time.Now().After(deadline) {
 				_ = writeTestPNG(t, img)
-				t.Fatalf("no red xterm window at (160,160) on the nested display")
+				t.Fatalf("no red window at (160,160) on the nested display")
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -656,6 +666,42 @@ func TestRunWindowClosed(t *testing.T) {
 	}
 	if !strings.Contains(l.stderr.String(), "the Xephyr window was closed") {
 		t.Errorf("stderr does not say the window was closed:\n%s", l.stderr.String())
+	}
+	w.checkGone(s)
+}
+
+// TestRunClosedStdout: `xvmview run web | head` — the reader of xvmview's
+// stdout goes away while the guest app prints. The launcher must neither die
+// of SIGPIPE (no teardown) nor stall the app: the session goes on, output
+// dropped, until it is ended.
+func TestRunClosedStdout(t *testing.T) {
+	w := newWorld(t, true)
+	w.profile("chatty", `host = "e2eguest"
+command = ["sh", "-c", "while :; do echo chatter; sleep 0.01; done"]
+`)
+	r, wr, err := os.Pipe()
+	must(t, err)
+	l := w.startOut(wr, "run", "chatty")
+	wr.Close()
+	s, _ := w.session(l)
+	line := make([]byte, 8)
+	if _, err := io.ReadFull(r, line); err != nil || string(line) != "chatter\n" {
+		t.Fatalf("read %q, %v; want the app's output", line, err)
+	}
+	r.Close()
+	// The session goes on, its output dropped.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-l.done:
+			t.Fatalf("the launcher ended when its stdout closed (%v); stderr:\n%s", l.err, l.stderr.String())
+		default:
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	must(t, l.cmd.Process.Signal(syscall.SIGTERM))
+	if st := l.wait(t); st != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit status %d, want %d", st, 128+int(syscall.SIGTERM))
 	}
 	w.checkGone(s)
 }

@@ -26,6 +26,10 @@ func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// A closed stdout/stderr pipe (xvmview run web | head) must not kill the
+	// launcher before its teardown: with SIGPIPE notified, writes fail with
+	// EPIPE instead. (Not signal.Ignore: children would inherit SIG_IGN.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go func() { cancel(signalError{<-sigs}) }()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	os.Exit(code)

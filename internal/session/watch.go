@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/png"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/jezek/xgb/xproto"
@@ -87,13 +88,14 @@ func (r *runner) screenshot() {
 }
 
 // writePNG saves img as a PNG file (0600: it shows the guest's screen),
-// written to a temp name and renamed.
+// written to a fresh temp file beside it (never through a planted name) and
+// renamed.
 func writePNG(path string, img image.Image) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), ".xvmview-shot-*.png")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	if err := png.Encode(f, img); err != nil {
 		f.Close()
 		os.Remove(tmp)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/xvmview/xvmview/internal/session"
 )
 
 // TestRunStaleGuestEntryDoesNotShadow: sshd's X11 forwarding leaves entries
@@ -38,4 +41,30 @@ transport = %q
 			_, _ = w.guestRun(`rm -f "$HOME/.Xauthority"`, "")
 		})
 	}
+}
+
+// TestRunFishLoginShell: sshd hands xvmview's commands to the guest user's
+// login shell; with fish (whose single quotes differ from POSIX ones) the
+// launch, the quoting and the teardown work the same.
+func TestRunFishLoginShell(t *testing.T) {
+	requireTools(t, "fish")
+	w := newWorld(t, true)
+	if out, err := exec.Command("usermod", "-s", "/usr/bin/fish", w.g.User).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v: %s", err, out)
+	}
+	// The app writes its argument to a file; it must arrive byte for byte.
+	const arg = "it's a \\ $(x) `y` \"q\" \\'"
+	w.profile("fishy", fmt.Sprintf(`host = "e2eguest"
+command = ["sh", "-c", %q, "sh", %q]
+window_manager = ["twm"]
+`, `printf '%s' "$1" > "$HOME/arg"; exit 3`, arg))
+	l := w.start("run", "fishy")
+	if st := l.wait(t); st != 3 {
+		t.Errorf("exit status %d, want 3; stderr:\n%s", st, l.stderr.String())
+	}
+	got, err := w.g.ReadHomeFile("arg")
+	if err != nil || string(got) != arg {
+		t.Errorf("the guest app got %q (%v), want %q", got, err, arg)
+	}
+	w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
 }

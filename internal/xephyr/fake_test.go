@@ -19,7 +19,8 @@ func fakeXephyr(t *testing.T, body string) (bin, pidFile string) {
 	dir := t.TempDir()
 	bin = filepath.Join(dir, "Xephyr")
 	pidFile = filepath.Join(dir, "pid")
-	script := "#!/bin/sh\necho $$ > " + pidFile + "\n" + body + "\n"
+	// Written aside and renamed, so the file never exists empty.
+	script := "#!/bin/sh\necho $$ > " + pidFile + ".tmp && mv " + pidFile + ".tmp " + pidFile + "\n" + body + "\n"
 	if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,12 @@ func xephyrWindow(t *testing.T, conn *xgb.Conn, class string) xproto.Window {
 		tree, err := xproto.QueryTree(conn, root).Reply()
 		must(t, err)
 		for _, w := range tree.Children {
-			if inst, _, _ := strings.Cut(windowProp(t, conn, w, xproto.AtomWmClass), "\x00"); inst == class {
+			// A window may vanish between QueryTree and GetProperty.
+			r, err := xproto.GetProperty(conn, false, w, xproto.AtomWmClass, xproto.GetPropertyTypeAny, 0, 1024).Reply()
+			if err != nil {
+				continue
+			}
+			if inst, _, _ := strings.Cut(string(r.Value), "\x00"); inst == class {
 				return w
 			}
 		}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,6 +67,40 @@ window_manager = ["twm"]
 	got, err := w.g.ReadHomeFile("arg")
 	if err != nil || string(got) != arg {
 		t.Errorf("the guest app got %q (%v), want %q", got, err, arg)
+	}
+	w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
+}
+
+// TestRunNoXauthOnGuest: a guest without xauth gets one clear error with
+// the package to install, and nothing is left behind.
+func TestRunNoXauthOnGuest(t *testing.T) {
+	w := newWorld(t, true)
+	// The guest user's login shell sees a PATH with everything but xauth.
+	bin := t.TempDir()
+	must(t, os.Chmod(bin, 0o755))
+	for _, tool := range []string{"sh", "env", "sleep", "kill", "cat", "twm", "xlogo"} {
+		p, err := exec.LookPath(tool)
+		must(t, err)
+		must(t, os.Symlink(p, filepath.Join(bin, tool)))
+	}
+	shell := filepath.Join(bin, "login-shell")
+	must(t, os.WriteFile(shell, []byte("#!/bin/sh\nPATH="+bin+"\nexport PATH\nexec /bin/sh \"$@\"\n"), 0o755))
+	// t.TempDir's parent is private to root: make the path reachable.
+	for d := bin; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755))
+	}
+	if out, err := exec.Command("usermod", "-s", shell, w.g.User).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v: %s", err, out)
+	}
+	w.remoteProfile("e2e", "ssh")
+	l := w.start("run", "e2e")
+	if st := l.wait(t); st != 1 {
+		t.Errorf("exit status %d, want 1", st)
+	}
+	for _, want := range []string{"xvmview: error: no xauth on guest", "xvmview: hint: install xauth on the guest"} {
+		if !strings.Contains(l.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+		}
 	}
 	w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
 }

@@ -387,6 +387,9 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 	if err := c.Run(ctx, guestXauthAdd(gdisp, display), strings.NewReader(line), io.Discard, &stderr); err != nil {
 		var ee *guest.ExitError
 		if errors.As(err, &ee) && ee.Status == 127 {
+			// Nothing can have been written: nothing to remove either.
+			r.state.GuestEntry = false
+			r.saveState()
 			return nil, nil, &NoXauthError{Host: r.pl.Guest.HostName}
 		}
 		return nil, nil, fmt.Errorf("write guest Xauthority on %s: %w (%s)", r.pl.Guest.HostName, err, strings.TrimSpace(stderr.String()))
@@ -415,6 +418,9 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 // removeGuestEntry removes the display's entry from the guest's Xauthority,
 // over the session's connection if it still works, else over a new one.
 func (r *runner) removeGuestEntry(ctx context.Context, display string) error {
+	if !r.state.GuestEntry {
+		return nil
+	}
 	c := r.client
 	if c != nil {
 		select {

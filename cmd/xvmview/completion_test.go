@@ -12,7 +12,7 @@ import (
 // offered names (descriptions cut off) and the directive line.
 func completions(t *testing.T, args ...string) (names []string, directive string) {
 	t.Helper()
-	code, out, errOut := runCLI(t, nil, append([]string{"__complete"}, args...)...)
+	code, out, errOut := runCLI(t, append([]string{"__complete"}, args...)...)
 	if code != 0 {
 		t.Fatalf("__complete %q: exit %d\n%s%s", args, code, out, errOut)
 	}
@@ -30,7 +30,7 @@ func completions(t *testing.T, args ...string) (names []string, directive string
 func TestCompleteProfiles(t *testing.T) {
 	home, apps := desktopHome(t)
 	writeProfile(t, home, "mine", "description = \"my   clock \"\nhost = \"local\"\ncommand = [\"xclock\"]\n")
-	if code, out, errOut := runCLI(t, nil, "desktop", "install", "mine", "demo"); code != 0 {
+	if code, out, errOut := runCLI(t, "desktop", "install", "mine", "demo"); code != 0 {
 		t.Fatalf("desktop install: exit %d\n%s%s", code, out, errOut)
 	}
 	if err := os.WriteFile(filepath.Join(apps, "xvmview-hand.desktop"), []byte("[Desktop Entry]\nName=x\n"), 0o644); err != nil {
@@ -68,7 +68,7 @@ func TestCompleteProfiles(t *testing.T) {
 	}
 
 	t.Run("descriptions", func(t *testing.T) {
-		_, out, _ := runCLI(t, nil, "__complete", "run", "mi")
+		_, out, _ := runCLI(t, "__complete", "run", "mi")
 		if !strings.Contains(out, "mine\tmy clock\n") {
 			t.Errorf("no one-line description for mine:\n%s", out)
 		}
@@ -79,7 +79,7 @@ func TestCompletionScripts(t *testing.T) {
 	cliHome(t)
 	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		t.Run(shell, func(t *testing.T) {
-			code, out, errOut := runCLI(t, nil, "completion", shell)
+			code, out, errOut := runCLI(t, "completion", shell)
 			if code != 0 || !strings.Contains(out, "__complete") {
 				t.Fatalf("completion %s: exit %d, script lacks __complete\n%s\n%s", shell, code, out, errOut)
 			}
@@ -91,7 +91,7 @@ func TestCompletionScripts(t *testing.T) {
 		if err != nil {
 			t.Skip("bash is missing")
 		}
-		_, script, _ := runCLI(t, nil, "completion", "bash")
+		_, script, _ := runCLI(t, "completion", "bash")
 		p := filepath.Join(t.TempDir(), "xvmview.bash")
 		if err := os.WriteFile(p, []byte(script), 0o600); err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func TestBashCompletes(t *testing.T) {
 	if err := os.Symlink(self, filepath.Join(bin, "xvmview")); err != nil {
 		t.Fatal(err)
 	}
-	_, script, _ := runCLI(t, nil, "completion", "bash")
+	_, script, _ := runCLI(t, "completion", "bash")
 	p := filepath.Join(t.TempDir(), "xvmview.bash")
 	if err := os.WriteFile(p, []byte(script), 0o600); err != nil {
 		t.Fatal(err)

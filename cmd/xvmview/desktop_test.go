@@ -95,7 +95,7 @@ func TestDesktopCLI(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			code, out, errOut := runCLI(t, nil, st.args...)
+			code, out, errOut := runCLI(t, st.args...)
 			if code != st.wantCode {
 				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, st.wantCode, out, errOut)
 			}

@@ -47,7 +47,7 @@ func (tc cliCase) run(t *testing.T) {
 	for k, v := range tc.env {
 		t.Setenv(k, v)
 	}
-	code, out, errOut := runCLI(t, nil, tc.args...)
+	code, out, errOut := runCLI(t, tc.args...)
 	if code != tc.wantCode {
 		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, out, errOut)
 	}
@@ -232,7 +232,7 @@ func TestPsCLI(t *testing.T) {
 	writeState(t, root, session.State{ID: "aaaa00000002", Profile: "demo", LauncherPID: me, LauncherTime: ticks, Started: time.Now(), Display: -1})
 	writeState(t, root, session.State{ID: "dead00000003", Profile: "old", LauncherPID: me, LauncherTime: ticks + 1, Display: 3})
 
-	code, out, errOut := runCLI(t, nil, "ps")
+	code, out, errOut := runCLI(t, "ps")
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}

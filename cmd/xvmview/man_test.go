@@ -16,7 +16,7 @@ const regenerate = "run `go generate ./cmd/xvmview` (or `go run ./cmd/xvmview __
 func TestManPages(t *testing.T) {
 	cliHome(t)
 	dir := t.TempDir()
-	if code, out, errOut := runCLI(t, nil, "__man", dir); code != 0 {
+	if code, out, errOut := runCLI(t, "__man", dir); code != 0 {
 		t.Fatalf("__man: exit %d\n%s%s", code, out, errOut)
 	}
 	made, err := manPages(dir)
@@ -62,7 +62,7 @@ func TestManPages(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, nil, "__man", dir); code != 0 {
+	if code, out, errOut := runCLI(t, "__man", dir); code != 0 {
 		t.Fatalf("__man again: exit %d\n%s%s", code, out, errOut)
 	}
 	des, err := os.ReadDir(dir)
@@ -76,7 +76,7 @@ func TestManPages(t *testing.T) {
 	if !slices.Equal(names, made) {
 		t.Errorf("after generating again the directory has %q, want %q", names, made)
 	}
-	if code, _, errOut := runCLI(t, nil, "__man"); code != 2 || !strings.Contains(errOut, "directory") {
+	if code, _, errOut := runCLI(t, "__man"); code != 2 || !strings.Contains(errOut, "directory") {
 		t.Errorf("__man without a directory: exit %d\n%s", code, errOut)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -210,18 +209,11 @@ func (k *checker) hostDisplay(ctx context.Context) {
 		k.failErr(name, noDisplayError{})
 		return
 	}
-	// Xephyr finds its cookie for the host display as libXau does.
-	xa := os.Getenv("XAUTHORITY")
-	if xa == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			xa = filepath.Join(home, ".Xauthority")
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	f, err := xephyr.QueryHost(ctx, d, xa)
+	f, err := xephyr.QueryHost(ctx, d, hostXauthority())
 	if err != nil {
-		k.fail(name, err.Error(), fmt.Sprintf("Xephyr draws its window on DISPLAY=%s: check that you can open it (xdpyinfo) and that XAUTHORITY is right", d))
+		k.fail(name, err.Error(), hostDisplayHint(d))
 		return
 	}
 	k.pass(name, fmt.Sprintf("DISPLAY=%s, %dx%d", d, f.Width, f.Height))

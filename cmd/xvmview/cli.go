@@ -111,7 +111,7 @@ func hintFor(err error) string {
 	case errors.As(err, &nf):
 		return fmt.Sprintf("install it: sudo apt-get install --no-install-recommends %s", nf.Package)
 	case errors.As(err, &xe) && xe.Display < 0:
-		return fmt.Sprintf("Xephyr draws its window on DISPLAY=%s: check that you can open it (xdpyinfo) and that XAUTHORITY is right", os.Getenv("DISPLAY"))
+		return hostDisplayHint(os.Getenv("DISPLAY"))
 	case errors.As(err, &un):
 		return fmt.Sprintf("is the guest running, and does its sshd listen on %s? Check the profile's host and port, and HostName/Port in ~/.ssh/config", un.Addr)
 	case errors.As(err, &hk) && hk.Changed:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,18 +19,29 @@ const hostQueryTimeout = 3 * time.Second
 // keyboard, for the nested display to match. A failure is a notice, and the
 // launch goes on with Xephyr's defaults (nil).
 func (c *cli) queryHost(ctx context.Context, display string) *xephyr.HostFacts {
-	xa := os.Getenv("XAUTHORITY")
-	if xa == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			xa = filepath.Join(home, ".Xauthority")
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, hostQueryTimeout)
 	defer cancel()
-	f, err := xephyr.QueryHost(ctx, display, xa)
+	f, err := xephyr.QueryHost(ctx, display, hostXauthority())
 	if err != nil {
 		c.noticef("cannot read the host display's size and keyboard, using defaults: %v", err)
 		return nil
 	}
 	return &f
+}
+
+// hostXauthority is where the host display's cookie is, as libXau finds it
+// (and so Xephyr): $XAUTHORITY, else ~/.Xauthority.
+func hostXauthority() string {
+	if xa := os.Getenv("XAUTHORITY"); xa != "" {
+		return xa
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".Xauthority")
+	}
+	return ""
+}
+
+// hostDisplayHint is what to do when Xephyr cannot open the host display.
+func hostDisplayHint(display string) string {
+	return fmt.Sprintf("Xephyr draws its window on DISPLAY=%s: check that you can open it (xdpyinfo) and that XAUTHORITY is right", display)
 }

@@ -421,41 +421,40 @@ func (r *runner) removeGuestEntry(ctx context.Context, display string) error {
 	if !r.state.GuestEntry {
 		return nil
 	}
-	c := r.client
-	if c != nil {
-		select {
-		case <-c.Done():
-			c = nil
-		default:
-		}
-	}
-	if c == nil {
-		nc, err := guest.Dial(ctx, *r.pl.Guest, guest.DialOptions{})
-		if err != nil {
-			return fmt.Errorf("remove guest Xauthority entry for %s: %w", display, err)
-		}
-		defer nc.Close()
-		c = nc
-	}
-	var stderr bytes.Buffer
-	err := c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
-	var ee *guest.ExitError
-	if err != nil && !errors.As(err, &ee) && c == r.client {
-		// The session's connection broke under us: try a fresh one.
-		nc, derr := guest.Dial(ctx, *r.pl.Guest, guest.DialOptions{})
-		if derr != nil {
-			return fmt.Errorf("remove guest Xauthority entry for %s: %w", display, errors.Join(err, derr))
-		}
-		defer nc.Close()
-		stderr.Reset()
-		err = nc.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
-	}
-	if err != nil {
-		return fmt.Errorf("remove guest Xauthority entry for %s: %w (%s)", display, err, strings.TrimSpace(stderr.String()))
+	if err := removeGuestDisplay(ctx, r.client, *r.pl.Guest, display); err != nil {
+		return err
 	}
 	r.state.GuestEntry = false
 	r.saveState()
 	r.phase("guest Xauthority entry removed")
+	return nil
+}
+
+// removeGuestDisplay removes the guest's Xauthority entries for display,
+// over c while it works (c may be nil), else over a fresh login to t.
+func removeGuestDisplay(ctx context.Context, c *guest.Client, t guest.Target, display string) error {
+	var stderr bytes.Buffer
+	run := func(c *guest.Client) error {
+		stderr.Reset()
+		return c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
+	}
+	err := errors.New("no connection")
+	if c != nil {
+		err = run(c)
+	}
+	var ee *guest.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		// No connection, or it broke under us: log in again.
+		nc, derr := guest.Dial(ctx, t, guest.DialOptions{})
+		if derr != nil {
+			return fmt.Errorf("remove guest Xauthority entry %s: %w", display, derr)
+		}
+		defer nc.Close()
+		err = run(nc)
+	}
+	if err != nil {
+		return fmt.Errorf("remove guest Xauthority entry %s on %s: %w (%s)", display, t.HostName, err, strings.TrimSpace(stderr.String()))
+	}
 	return nil
 }
 

@@ -5,15 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/xvmview/xvmview/internal/guest"
 )
 
 // staleAge protects a session directory that a concurrent launch has just
@@ -101,14 +98,8 @@ func cleanOne(ctx context.Context, dir, claimed string, s State, live []State) e
 	if s.GuestEntry && s.Guest != nil && !displayInUse(s, live) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		c, err := guest.Dial(cctx, *s.Guest, guest.DialOptions{})
-		if err != nil {
-			return fmt.Errorf("remove guest Xauthority entry %s: %w", s.GuestDisplay, err)
-		}
-		defer c.Close()
-		var stderr bytes.Buffer
-		if err := c.Run(cctx, guestXauthRm(s.GuestDisplay), nil, io.Discard, &stderr); err != nil {
-			return fmt.Errorf("remove guest Xauthority entry %s on %s: %w", s.GuestDisplay, s.Guest.HostName, err)
+		if err := removeGuestDisplay(cctx, nil, *s.Guest, s.GuestDisplay); err != nil {
+			return err
 		}
 	}
 	if err := os.RemoveAll(claimed); err != nil {

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +58,7 @@ type transport struct {
 
 type config struct {
 	seconds, repeat, rounds int
+	cpuprofile              string
 	tests                   []test
 	only                    []string
 }
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.rounds, "rounds", 1, "rounds over all tests and transports; the median is shown")
 	fs.StringVar(&tests, "tests", "getimage500,putimage500,prop", "x11perf tests, comma-separated")
 	fs.StringVar(&only, "transports", "", "comma-separated subset of the transports (default all)")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the forward's side) to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -132,8 +134,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 
 	transports := []transport{
 		{"direct", w.direct},
-		{"forward", w.forward(0, 0)},
-		{"fwd P1 GC400", w.forward(1, 400)},
+		{"xvmview", w.forward(true)},
+		{"fwd Go defaults", w.forward(false)},
 		{"ssh -X", w.sshX("")},
 		{"ssh -X gcm", w.sshX("aes128-gcm@openssh.com")},
 	}
@@ -150,6 +152,17 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 	for i := range results {
 		results[i] = make([][]float64, len(transports))
 		loads[i] = make([][]float64, len(transports))
+	}
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for round := range cfg.rounds {
 		for i, t := range cfg.tests {
@@ -273,15 +286,12 @@ func (w *world) direct(ctx context.Context, args []string) (string, time.Duratio
 }
 
 // forward runs x11perf as a session on the connection that carries the
-// forward, with GOMAXPROCS procs and GOGC gc in this process (0: leave as
-// is): the process-wide settings a program may choose for the transport.
-func (w *world) forward(procs, gc int) func(context.Context, []string) (string, time.Duration, error) {
+// forward, with the launcher's process settings (guest.TuneProcess) when
+// tuned, else with Go's defaults (GOMAXPROCS = CPUs, GOGC=100).
+func (w *world) forward(tuned bool) func(context.Context, []string) (string, time.Duration, error) {
 	return func(ctx context.Context, args []string) (string, time.Duration, error) {
-		if procs > 0 {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		}
-		if gc > 0 {
-			defer debug.SetGCPercent(debug.SetGCPercent(gc))
+		if tuned {
+			defer guest.TuneProcess()()
 		}
 		cmd, err := guest.Command([]string{"DISPLAY=localhost:" + strconv.Itoa(w.f.Display), "XAUTHORITY=" + w.guestAuth},
 			append([]string{"x11perf"}, args...))
@@ -364,7 +374,7 @@ func report(stdout io.Writer, tests []test, trs []transport, results, loads [][]
 	for _, tr := range trs {
 		fmt.Fprintf(tw, "%s\t", tr.name)
 	}
-	fmt.Fprint(tw, "fwd/ssh -X\tfwd/direct\t\n")
+	fmt.Fprint(tw, "xvmview/ssh -X\txvmview/direct\t\n")
 	for i, t := range tests {
 		fmt.Fprintf(tw, "%s\t", t.name)
 		for j := range trs {
@@ -377,12 +387,12 @@ func report(stdout io.Writer, tests []test, trs []transport, results, loads [][]
 			}
 			return fmt.Sprintf("%.2fx", median(results[i][ia])/median(results[i][ib]))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t\n", ratio("forward", "ssh -X"), ratio("forward", "direct"))
+		fmt.Fprintf(tw, "%s\t%s\t\n", ratio("xvmview", "ssh -X"), ratio("xvmview", "direct"))
 	}
 	tw.Flush()
 
 	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, "CPU of the transport's own process (this one for forward, ssh for ssh -X) per op, in µs (cores in use / rate):")
+	fmt.Fprintln(stdout, "CPU of the transport's own process (this one for xvmview and fwd, ssh for ssh -X) per op, in µs (cores in use / rate):")
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "µs/op\t")
 	for _, tr := range trs {
@@ -409,7 +419,7 @@ func report(stdout io.Writer, tests []test, trs []transport, results, loads [][]
 		}
 	}
 	fmt.Fprintln(stdout)
-	fs, sx := col("forward"), col("ssh -X")
+	fs, sx := col("xvmview"), col("ssh -X")
 	if fs < 0 || sx < 0 {
 		return
 	}

@@ -4,15 +4,16 @@
 // GetImage 500x500, PutImage 500x500 and GetProperty (a round trip) over
 //
 //   - direct: plain TCP to the host (Xephyr -listen tcp, DISPLAY=HOSTADDR:N),
-//   - forward: xvmview's transport, guest.Client.ForwardX, with x11perf run
-//     as a session on the same connection, as the launcher does; once with
-//     this process's defaults and once ("fwd P1 GC400") with GOMAXPROCS=1
-//     and GOGC=400, settings a program may choose for itself,
+//   - xvmview: xvmview's transport, guest.Client.ForwardX, with x11perf run
+//     as a session on the same connection and the launcher's process
+//     settings (guest.TuneProcess: one P, GOGC=400), as the launcher runs,
+//   - fwd Go defaults: the same forward with Go's defaults (GOMAXPROCS =
+//     CPUs, GOGC=100), to show what the settings are worth,
 //   - ssh -X: OpenSSH's X11 forwarding (`ssh -X -F CONFIG ALIAS x11perf`),
 //     with its default cipher and with aes128-gcm,
 //
-// and prints ops/s per test and transport and the ratios forward/ssh -X and
-// forward/direct. Run it as root from the repository root:
+// and prints ops/s per test and transport and the ratios xvmview/ssh -X and
+// xvmview/direct. Run it as root from the repository root:
 //
 //	go run ./bench/x11perf
 //

@@ -8,21 +8,17 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/jezek/xgb"
+
+	"github.com/xvmview/xvmview/internal/guest"
 )
 
 func main() {
 	xgb.Logger = log.New(io.Discard, "", 0) // xgb logs every closed connection
-	// The launcher's CPU goes into copying X through the SSH connection,
-	// where one P (goroutine hand-offs stay on one thread) and fewer GCs
-	// (x/crypto/ssh allocates per packet) measured 5-20% faster
-	// (bench/x11perf, "fwd P1 GC400"). Nothing else here needs parallelism.
-	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(400)
+	// One P and GOGC=400: the X forward's measured best (bench/x11perf).
+	guest.TuneProcess()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)

@@ -83,7 +83,7 @@ func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 			Ciphers: prefer(ssh.SupportedAlgorithms().Ciphers, ssh.CipherAES128GCM),
 		},
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(tcp, addr, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(rawIO(tcp), addr, cfg)
 	if !stop() {
 		if err == nil {
 			sc.Close()

@@ -91,13 +91,15 @@ func (x *xConn) close() {
 // the connection only when a session command starts, and without that
 // every X reply that is not a multiple of the packet size waits for the
 // delayed ACK (measured 25 GetImage/s instead of 400). Our own end has
-// TCP_NODELAY set. The copies are CPU-bound, and not by AES-GCM (which Dial
-// prefers; under 5% of a profile) but by the Go scheduler: x/crypto/ssh
-// hands every packet from its reader goroutine to its mux goroutine to the
-// reader of the channel, and allocates and copies each packet. On 2 cores,
-// GOMAXPROCS=1 cut our CPU per MB received by about 30% and GOGC=400 by
-// about 20% (together 1.45 -> 0.95 ms/MB; see bench/x11perf). Both are
-// process-wide: ForwardX leaves them to the program.
+// TCP_NODELAY set. Both sockets under the forward (the SSH connection and
+// each connection to Xephyr) do their reads and writes as raw system calls
+// (rawIO): through net.Conn's own, the runtime handed the P to another
+// thread during each write and round trips were 1.6x slower than ssh -X.
+// What is left of the CPU is x/crypto/ssh's: it hands every packet from its
+// reader goroutine to its mux goroutine to the reader of the channel, and
+// allocates and copies each packet. One P keeps those hand-offs on one
+// thread and GOGC=400 halves the collections; both are process-wide, so
+// ForwardX leaves them to the program (TuneProcess).
 //
 // It returns *ForwardingRefusedError when the guest's sshd forbids remote
 // forwarding (told apart from a port in use by asking for a server-chosen
@@ -305,14 +307,15 @@ func (f *Forward) serve(x *xConn) {
 		return
 	}
 
+	local := rawIO(x.local)
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		if copyHalf(x.remote, x.local) != nil {
+		if copyHalf(x.remote, local) != nil {
 			x.close()
 		}
 	}()
-	if copyHalf(x.local, x.remote) != nil {
+	if copyHalf(local, x.remote) != nil {
 		x.close()
 	}
 	<-up

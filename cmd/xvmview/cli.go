@@ -208,7 +208,9 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	}
 	if d := os.Getenv("DISPLAY"); d != "" {
 		facts.HostEnv = append(os.Environ()[:0:0], os.Environ()...)
-		facts.Host = c.queryHost(ctx, d)
+		var release func()
+		facts.Host, release = c.queryHost(ctx, d)
+		defer release()
 	} else if !dryRun {
 		return noDisplayError{}
 	}

@@ -17,16 +17,18 @@ const hostQueryTimeout = 3 * time.Second
 // queryHost asks the host display (DISPLAY=display, with $XAUTHORITY or
 // ~/.Xauthority as libX11 would) for its screen size, physical size and
 // keyboard, for the nested display to match. A failure is a notice, and the
-// launch goes on with Xephyr's defaults (nil).
-func (c *cli) queryHost(ctx context.Context, display string) *xephyr.HostFacts {
+// launch goes on with Xephyr's defaults (nil). The connection stays open
+// until release is called, after the launch: a host server whose last client
+// leaves resets, and Xephyr connecting meanwhile would fail.
+func (c *cli) queryHost(ctx context.Context, display string) (facts *xephyr.HostFacts, release func()) {
 	ctx, cancel := context.WithTimeout(ctx, hostQueryTimeout)
 	defer cancel()
-	f, err := xephyr.QueryHost(ctx, display, hostXauthority())
+	h, err := xephyr.OpenHost(ctx, display, hostXauthority())
 	if err != nil {
 		c.noticef("cannot read the host display's size and keyboard, using defaults: %v", err)
-		return nil
+		return nil, func() {}
 	}
-	return &f
+	return &h.Facts, h.Close
 }
 
 // hostXauthority is where the host display's cookie is, as libXau finds it

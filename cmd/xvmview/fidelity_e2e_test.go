@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/res"
 	"github.com/jezek/xgb/xproto"
 	"github.com/jezek/xgb/xtest"
 
@@ -319,4 +321,41 @@ func TestFidelityDryRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunHoldsHostDisplay: the launcher keeps its host-display query's
+// connection open while the session runs. Without it, a host server with
+// no other client (Xvfb without -noreset, xinit with xvmview as its only
+// client) resets between the query and Xephyr's connect, and Xephyr fails
+// with "cannot open host display" (seen as a rare flake here).
+func TestRunHoldsHostDisplay(t *testing.T) {
+	w := newWorld(t, false)
+	w.profile("loc", `host = "local"
+command = ["sh", "-c", "while :; do sleep 0.1; done"]
+`)
+	l := w.start("run", "loc")
+	s, _ := w.session(l)
+
+	conn := hostDisplay(t, w.x)
+	must(t, res.Init(conn))
+	ids, err := res.QueryClientIds(conn, 1, []res.ClientIdSpec{{Client: 0, Mask: res.ClientIdMaskLocalClientPID}}).Reply()
+	must(t, err)
+	pids := map[int]int{}
+	for _, id := range ids.Ids {
+		if len(id.Value) == 1 {
+			pids[int(id.Value[0])]++
+		}
+	}
+	if pids[l.cmd.Process.Pid] != 1 {
+		t.Errorf("the launcher (pid %d) has %d connections to the host display, want 1; clients by pid: %v", l.cmd.Process.Pid, pids[l.cmd.Process.Pid], pids)
+	}
+	if pids[s.XephyrPID] == 0 {
+		t.Errorf("Xephyr (pid %d) is not a client of the host display; clients by pid: %v", s.XephyrPID, pids)
+	}
+
+	must(t, l.cmd.Process.Signal(syscall.SIGTERM))
+	if st := l.wait(t); st != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit status %d, want %d", st, 128+int(syscall.SIGTERM))
+	}
+	w.checkGone(s)
 }

@@ -42,8 +42,8 @@ type Xvfb struct {
 
 // NewXvfb starts Xvfb on the first free display (-displayfd; concurrent
 // servers cannot get the same one: each must bind the display's socket) with
-// -nolisten tcp, and returns once the server accepts clients. ctx bounds only
-// the start-up. It returns a *PrereqError if Xvfb is not installed, and an
+// -nolisten tcp -noreset, and returns once the server accepts clients. ctx
+// bounds only the start-up. It returns a *PrereqError if Xvfb is not installed, and an
 // error with Xvfb's output if it exits or ctx ends before it is ready.
 func NewXvfb(ctx context.Context, opts XvfbOptions) (*Xvfb, error) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -59,7 +59,11 @@ func NewXvfb(ctx context.Context, opts XvfbOptions) (*Xvfb, error) {
 	if screen == "" {
 		screen = "1280x1024x24"
 	}
-	args := []string{"-displayfd", "3", "-nolisten", "tcp", "-screen", "0", screen}
+	// -noreset: a desktop's display does not reset while its session runs;
+	// an Xvfb resets whenever its last client leaves, and a launch starting
+	// during that reset (right after the previous test's Xephyr left) fails
+	// with "cannot open host display".
+	args := []string{"-displayfd", "3", "-nolisten", "tcp", "-noreset", "-screen", "0", screen}
 	if opts.Xauthority != "" {
 		args = append(args, "-auth", opts.Xauthority)
 	}

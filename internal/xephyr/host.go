@@ -44,34 +44,60 @@ func (f HostFacts) DPI() int {
 // Errors name the display: bad display string, unreadable Xauthority file,
 // connection refused, authorization refused (with the server's reason).
 func QueryHost(ctx context.Context, display, xauthority string) (HostFacts, error) {
-	d, err := parseDisplay(display)
+	h, err := OpenHost(ctx, display, xauthority)
 	if err != nil {
 		return HostFacts{}, err
+	}
+	h.Close()
+	return h.Facts, nil
+}
+
+// Host is a connection to the host display that stays open after its
+// query. A launch holds it until Xephyr has connected: an X server resets
+// when its last client leaves (Xvfb, or xinit's server when the launcher is
+// its only client), and Xephyr connecting during that reset fails with
+// "cannot open host display".
+type Host struct {
+	Facts HostFacts
+	conn  *xgb.Conn
+}
+
+// Close closes the connection; it may be called more than once.
+func (h *Host) Close() { h.conn.Close() }
+
+// OpenHost is QueryHost that keeps the connection open: ctx bounds the
+// query, not the connection. Close it when done.
+func OpenHost(ctx context.Context, display, xauthority string) (*Host, error) {
+	d, err := parseDisplay(display)
+	if err != nil {
+		return nil, err
 	}
 	cookieHex := ""
 	if xauthority != "" {
 		cookieHex, err = lookupCookie(xauthority, d)
 		if err != nil {
-			return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+			return nil, fmt.Errorf("query host display %s: %w", display, err)
 		}
 	}
 	var dl net.Dialer
 	nc, err := dl.DialContext(ctx, d.network, d.address)
 	if err != nil {
-		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+		return nil, fmt.Errorf("query host display %s: %w", display, err)
 	}
 	conn, err := setupXGB(ctx, nc, cookieHex)
 	if err != nil {
-		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, err)
+		return nil, fmt.Errorf("query host display %s: %w", display, err)
 	}
-	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
-	defer stop()
 	facts, err := queryFacts(conn, d.screen)
-	if err != nil {
-		return HostFacts{}, fmt.Errorf("query host display %s: %w", display, ctxOr(ctx, err))
+	if !stop() && err == nil {
+		err = ctx.Err() // the connection was closed under the answer
 	}
-	return facts, nil
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("query host display %s: %w", display, ctxOr(ctx, err))
+	}
+	return &Host{Facts: facts, conn: conn}, nil
 }
 
 func queryFacts(conn *xgb.Conn, screen int) (HostFacts, error) {

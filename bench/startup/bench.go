@@ -47,6 +47,9 @@ type launcher interface {
 	// first window mapped, and ends the session completely again. out
 	// receives what the launcher wrote to stderr.
 	once(ctx context.Context, verbose bool) (d time.Duration, out string, err error)
+	// memory is the launcher's memory (launcherMemory) at the first
+	// window of the last run once measured.
+	memory() memUse
 }
 
 // run is the whole bench; it returns the exit status.
@@ -164,6 +167,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		ls = append(ls, v)
 	}
 	times := make([][]time.Duration, len(ls))
+	mems := make([][]memUse, len(ls))
 	failed := make([]error, len(ls)) // a launcher that failed attempts times in a row is skipped from then on
 	retried := make([]int, len(ls))
 	var problems []error // measured runs that did not end cleanly
@@ -224,6 +228,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 			i := (r + k) % len(ls)
 			if d, _, err := one(i, fmt.Sprintf("run %d/%d", r+1, cfg.runs), false); err == nil {
 				times[i] = append(times[i], d)
+				mems[i] = append(mems[i], ls[i].memory())
 			}
 		}
 	}
@@ -264,6 +269,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 			verdict = "NOT met"
 		}
 		fmt.Fprintf(stdout, "ratio %s/script: %.3fx (target <= %.2fx: %s)\n", ls[i].name(), ratio, target, verdict)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, "memory of the launcher's own host processes at the first window (Xephyr left out; median):")
+	fmt.Fprintf(stdout, "%-18s %5s  %8s  %8s\n", "launcher", "procs", "RSS", "PSS")
+	for i, l := range ls {
+		if len(mems[i]) == 0 {
+			continue
+		}
+		m := medianMem(mems[i])
+		fmt.Fprintf(stdout, "%-18s %5d  %8s  %8s\n", l.name(), m.procs, mib(m.rss), mib(m.pss))
 	}
 	for i, l := range ls {
 		if len(phases[i]) == 0 {
@@ -316,6 +331,25 @@ func stats(ds []time.Duration) (med, lo, hi time.Duration) {
 	}
 	return med, s[0], s[n-1]
 }
+
+// medianMem takes the median of each field on its own.
+func medianMem(ms []memUse) memUse {
+	med := func(f func(memUse) int64) int64 {
+		v := make([]int64, len(ms))
+		for i, m := range ms {
+			v[i] = f(m)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return memUse{
+		rss:   med(func(m memUse) int64 { return m.rss }),
+		pss:   med(func(m memUse) int64 { return m.pss }),
+		procs: int(med(func(m memUse) int64 { return int64(m.procs) })),
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())

@@ -236,3 +236,48 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return t.buf.String() }
+
+// memUse is the memory of a launcher's own host processes at the app's
+// first window: RSS counts shared pages (libc, libcrypto) in full for each
+// process, PSS shares them out among all their users. Xephyr, the same
+// program in every launcher, is left out.
+type memUse struct {
+	rss, pss int64 // bytes
+	procs    int
+}
+
+// launcherMemory adds up root and its descendants except Xephyr.
+func launcherMemory(root int) memUse {
+	var m memUse
+	queue := []int{root}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		queue = append(queue, childrenOf(pid)...)
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) == "Xephyr" {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		m.procs++
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 || f[2] != "kB" {
+				continue
+			}
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			switch f[0] {
+			case "Rss:":
+				m.rss += kb << 10
+			case "Pss:":
+				m.pss += kb << 10
+			}
+		}
+	}
+	return m
+}

@@ -31,6 +31,7 @@ import (
 // a display on a private test network.
 type script struct {
 	cfg      config
+	mem      memUse // at the last first window
 	g        *testguest.Guest
 	x        *testguest.Xvfb
 	dir      string // private 0700 dir: the script and its $HOME
@@ -182,8 +183,13 @@ func (s *script) once(ctx context.Context, trace bool) (d time.Duration, out str
 		return n, c, err
 	}
 	d, ino, err = waitWindow(wctx, start, find, s.cfg.app[0], s.cfg.poll, exited)
+	if err == nil {
+		s.mem = launcherMemory(bash)
+	}
 	return d, "", err
 }
+
+func (s *script) memory() memUse { return s.mem }
 
 // hexCookie matches a cookie in hex, as the trace shows it.
 var hexCookie = regexp.MustCompile(`[0-9a-f]{32}`)

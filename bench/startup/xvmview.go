@@ -23,6 +23,7 @@ import (
 // profile's transport ("tcp", "ssh"), or "" for the profile default.
 type xvmview struct {
 	cfg       config
+	mem       memUse // at the last first window
 	g         *testguest.Guest
 	x         *testguest.Xvfb
 	transport string
@@ -170,8 +171,13 @@ func (v *xvmview) once(ctx context.Context, verbose bool) (d time.Duration, out 
 		return st.Display, c, err
 	}
 	d, ino, err = waitWindow(wctx, start, find, v.cfg.app[0], v.cfg.poll, exited)
+	if err == nil {
+		v.mem = launcherMemory(cmd.Process.Pid)
+	}
 	return d, "", err
 }
+
+func (v *xvmview) memory() memUse { return v.mem }
 
 // teardown sends xvmview SIGTERM and waits for it to exit, then checks that
 // it removed everything itself: Xephyr, the session directory, the guest's

@@ -415,7 +415,7 @@ func report(stdout io.Writer, tests []test, trs []transport, results, loads [][]
 			continue
 		}
 		for j, tr := range trs {
-			fmt.Fprintf(stdout, "  %-12s %.3f ms\n", tr.name, 1000/median(results[i][j]))
+			fmt.Fprintf(stdout, "  %-16s %.3f ms\n", tr.name, 1000/median(results[i][j]))
 		}
 	}
 	fmt.Fprintln(stdout)

@@ -8,12 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,6 +253,7 @@ func TestForwardX(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the forwarded connection never reached the local socket")
 		}
+		checkSendBuffer(t, f)
 		if err := f.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
@@ -401,5 +404,48 @@ func TestForwardXArgs(t *testing.T) {
 				t.Errorf("ForwardX(%q, %d) = %v, want error with %q", tc.socket, tc.first, err, tc.want)
 			}
 		})
+	}
+}
+
+// checkSendBuffer checks that f's one connection to the X server asked for
+// localSendBuffer: the kernel reports twice the value, capped by
+// net.core.wmem_max.
+func checkSendBuffer(t *testing.T, f *Forward) {
+	t.Helper()
+	var local *net.UnixConn
+	for deadline := time.Now().Add(10 * time.Second); local == nil; {
+		f.mu.Lock()
+		for x := range f.conns {
+			local = x.local
+		}
+		f.mu.Unlock()
+		if local == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("no connection to the X server in the forward")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := local.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if want := 2 * min(localSendBuffer, wmemMax); got != want {
+		t.Errorf("SO_SNDBUF toward the X server = %d, want %d (2 x min(%d, wmem_max %d))", got, want, localSendBuffer, wmemMax)
 	}
 }

@@ -129,5 +129,9 @@ func (c *rawIOConn) opError(op string, err error) error {
 	if errors.As(err, &oe) {
 		return err
 	}
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	oe = &net.OpError{Op: op, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	if oe.Source != nil {
+		oe.Net = oe.Source.Network()
+	}
+	return oe
 }

@@ -4,7 +4,7 @@ FUZZTIME ?= 20s
 # fuzz time (FuzzRead: 100k execs in 20 s instead of 790k).
 FUZZMINIMIZE ?= 2s
 
-.PHONY: all build test lint unit fuzz demo bench clean
+.PHONY: all build test lint unit fuzz demo bench bench-x11 clean
 
 all: build
 
@@ -34,8 +34,12 @@ fuzz:
 demo: build
 	bash scripts/demo.sh
 
+# Both benchmarks need root (they start the test guest) and print their tables.
 bench: build
 	$(GO) run ./bench/startup
+
+bench-x11:
+	$(GO) run ./bench/x11perf -rounds 5
 
 clean:
 	rm -f xvmview

@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -103,4 +105,48 @@ func TestRunNoXauthOnGuest(t *testing.T) {
 		}
 	}
 	w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
+}
+
+// TestRunEndsDaemons: a guest program that leaves its process group (setsid,
+// as daemons and terminal emulators' shells do) still ends with the session,
+// whether the launcher is stopped or the app exits; and it does not keep the
+// session open by holding its output.
+func TestRunEndsDaemons(t *testing.T) {
+	w := newWorld(t, true)
+	w.profile("daemon", fmt.Sprintf(`host = "e2eguest"
+command = ["sh", "-c", %q]
+window_manager = ["twm"]
+`, "setsid sh -c 'trap \"\" TERM; exec sleep 1234' &\n"+appScript))
+	for _, end := range []string{"SIGTERM", "app exit"} {
+		t.Run(end, func(t *testing.T) {
+			l := w.start("run", "daemon")
+			s, _ := w.session(l)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				out, err := w.guestRun(`for p in /proc/[0-9]*; do [ "$(tr '\0' ' ' <$p/cmdline 2>/dev/null)" = "sleep 1234 " ] && echo "$p"; done; true`, "")
+				if err != nil {
+					t.Fatalf("looking for the daemon on the guest: %v: %s", err, out)
+				}
+				if strings.TrimSpace(out) != "" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the daemon does not run on the guest")
+				}
+			}
+			want := 3
+			if end == "SIGTERM" {
+				must(t, l.cmd.Process.Signal(syscall.SIGTERM))
+				want = 128 + int(syscall.SIGTERM)
+			} else if out, err := w.guestRun(`touch "$HOME/stop"`, ""); err != nil {
+				t.Fatalf("touch stop: %v: %s", err, out)
+			}
+			if st := l.wait(t); st != want {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", st, want, l.stderr.String())
+			}
+			w.checkGone(s)
+			if out, err := w.guestRun(`rm -f "$HOME/stop"`, ""); err != nil {
+				t.Fatalf("rm stop: %v: %s", err, out)
+			}
+		})
+	}
 }

@@ -2,6 +2,8 @@ package guest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -122,46 +124,67 @@ type Process struct {
 	closeErr  error
 }
 
-// watchdog is the guest-side wrapper, run as `sh -c WATCHDOG sh GRACE ARGV...`.
-// sshd made the login shell a session leader and the shell execs sh, so this
-// shell's pid is the process group id and "kill 0" reaches everything the
-// program started (unless it moved itself out of the group, e.g. setsid).
+// watchdog is the guest-side wrapper, run as
+// `sh -c WATCHDOG sh GRACE MARK ARGV...`. sshd made the login shell a session
+// leader and the shell execs sh, so this shell's pid is the process group id
+// and "kill 0" reaches everything the program started in its group.
 //
 //   - fd 3 keeps the channel's stdin; the program gets /dev/null.
+//   - The program runs with XVMVIEW_PROC=MARK in its environment, a value
+//     unique to this Start, and passes it on to everything it starts. What
+//     leaves the process group (setsid, daemons: xterm's shell, a browser's
+//     helpers) still carries it, and sweep finds it in /proc/PID/environ:
+//     every kill below reaches those too. Only a process that clears its
+//     environment escapes. The wrapper and its helpers do not carry the
+//     mark, so sweep never hits them.
 //   - The program starts before the trap that ignores TERM, so it keeps the default TERM
 //     action; the wrapper and its helpers ignore TERM and survive the group
 //     kill until the final SIGKILL.
 //   - The watchdog reads the channel until EOF (we closed stdin, or sshd
 //     closed it because the connection dropped or the session ended), then
-//     kills the group: TERM, grace, KILL.
+//     kills the group and the marked: TERM, grace, KILL.
 //   - When the program exits by itself, a reaper does the same to whatever
 //     it left behind and the wrapper exits with the program's status at once.
 //     Helpers send their output to /dev/null so they don't hold the channel.
-const watchdog = `grace=$1
-shift
+const watchdog = `grace=$1 mark=$2
+shift 2
+sweep() {
+	for f in $(grep -lxzF "XVMVIEW_PROC=$mark" /proc/[0-9]*/environ 2>/dev/null); do
+		p=${f#/proc/}
+		kill -"$1" "${p%/environ}" 2>/dev/null
+	done
+}
 exec 3<&0 </dev/null
-"$@" 3<&- &
+XVMVIEW_PROC=$mark "$@" 3<&- &
 app=$!
 trap '' TERM
-{ while IFS= read -r _; do :; done; kill -TERM 0; sleep "$grace"; kill -KILL 0; } <&3 >/dev/null 2>&1 &
+{ while IFS= read -r _; do :; done; kill -TERM 0; sweep TERM; sleep "$grace"; sweep KILL; kill -KILL 0; } <&3 >/dev/null 2>&1 &
 exec 3<&-
 wait "$app"
 st=$?
-{ kill -TERM 0; sleep "$grace"; kill -KILL 0; } </dev/null >/dev/null 2>&1 &
+{ kill -TERM 0; sweep TERM; sleep "$grace"; sweep KILL; kill -KILL 0; } </dev/null >/dev/null 2>&1 &
 exit "$st"`
 
-// StartCommand returns the shell code Start sends for spec: useful for
-// --dry-run output. Env values appear in it; keep secrets out of Env.
-func StartCommand(spec ProcSpec) (string, error) {
+// StartCommand returns the shell code Start sends for spec, with mark as
+// the program's XVMVIEW_PROC value (newMark). Env values appear in it; keep
+// secrets out of Env.
+func StartCommand(spec ProcSpec, mark string) (string, error) {
 	if len(spec.Argv) == 0 {
 		return "", errors.New("empty command")
 	}
-	argv := append([]string{"sh", "-c", watchdog, "sh", strconv.Itoa(graceSeconds(spec.Grace))}, spec.Argv...)
+	argv := append([]string{"sh", "-c", watchdog, "sh", strconv.Itoa(graceSeconds(spec.Grace)), mark}, spec.Argv...)
 	cmd, err := Command(spec.Env, argv)
 	if err != nil {
 		return "", err
 	}
 	return "exec " + cmd, nil
+}
+
+// newMark returns a fresh XVMVIEW_PROC value: 16 random hex digits.
+func newMark() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 func graceSeconds(d time.Duration) int {
@@ -181,7 +204,7 @@ func graceSeconds(d time.Duration) int {
 // It returns an error for an invalid spec (see Command) and when the session
 // cannot be opened or the command not sent.
 func (c *Client) Start(ctx context.Context, spec ProcSpec) (*Process, error) {
-	cmd, err := StartCommand(spec)
+	cmd, err := StartCommand(spec, newMark())
 	if err != nil {
 		return nil, fmt.Errorf("start %q on guest: %w", firstArg(spec.Argv), err)
 	}

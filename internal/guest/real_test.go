@@ -185,6 +185,9 @@ func TestRealGuest(t *testing.T) {
 		{"close kills program", []string{"sleep", "1001"}, "sleep 1001"},
 		{"close kills background children", []string{"sh", "-c", "sleep 1002 & sleep 1003"}, "sleep 1002"},
 		{"close kills a program ignoring TERM", []string{"sh", "-c", "trap '' TERM; sleep 1004 & wait"}, "sleep 1004"},
+		// Left the process group: found by the mark in its environment.
+		{"close kills what left the group", []string{"sh", "-c", "setsid sleep 1010 & sleep 1011"}, "sleep 1010"},
+		{"close kills a daemon ignoring TERM", []string{"sh", "-c", "setsid sh -c 'trap \"\" TERM; sleep 1012 & wait' & sleep 1013"}, "sleep 1012"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := c.Start(ctx, ProcSpec{Argv: tt.argv, Grace: time.Second})
@@ -195,7 +198,13 @@ func TestRealGuest(t *testing.T) {
 			if err := p.Close(ctx); err != nil {
 				t.Errorf("Close: %v", err)
 			}
-			<-p.Done()
+			select {
+			case <-p.Done():
+			case <-time.After(30 * time.Second):
+				// Something outside the wrapper's reach holds the session's
+				// output open.
+				t.Fatalf("the session did not end after Close; left on the guest: %q", leftovers(t, g))
+			}
 			eventually(t, "no process is left", func() bool { return len(leftovers(t, g)) == 0 })
 			if err := p.Close(ctx); err != nil {
 				t.Errorf("second Close: %v", err)
@@ -204,9 +213,14 @@ func TestRealGuest(t *testing.T) {
 	}
 
 	t.Run("exit leaves nothing behind", func(t *testing.T) {
-		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1005 & exit 4"}, Grace: time.Second})
+		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1005 & setsid sleep 1014 & exit 4"}, Grace: time.Second})
 		if err != nil {
 			t.Fatal(err)
+		}
+		select {
+		case <-p.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the session did not end after the program exited; left on the guest: %q", leftovers(t, g))
 		}
 		if st, err := p.Wait(); st != 4 || err != nil {
 			t.Errorf("Wait = %d, %v; want 4, nil", st, err)
@@ -216,7 +230,7 @@ func TestRealGuest(t *testing.T) {
 
 	t.Run("dropped connection", func(t *testing.T) {
 		c2 := dialReal(t, tg)
-		p, err := c2.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1006 & sleep 1007"}, Grace: time.Second})
+		p, err := c2.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1006 & setsid sleep 1015 & sleep 1007"}, Grace: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

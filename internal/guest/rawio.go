@@ -34,8 +34,13 @@ type rawIOConn struct {
 // rawIO wraps c when it is a socket this package can drive directly (TCP or
 // unix stream); any other connection is returned unchanged.
 func rawIO(c net.Conn) net.Conn {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return c
 	}
 	rc, err := sc.SyscallConn()

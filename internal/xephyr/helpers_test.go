@@ -1,19 +1,17 @@
 package xephyr
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
 
@@ -91,60 +89,19 @@ func (h *hostX) Env() []string {
 	return env
 }
 
-// startXvfb starts a private Xvfb (own helper: internal/testguest's is not
-// implemented yet). withAuth gives it a cookie; without, it admits every
-// local client. Its stderr is logged only when the test fails.
+// startXvfb starts an Xvfb (testguest's, with -noreset so setxkbmap's
+// changes survive its clients). withAuth gives it a cookie; without, it
+// admits every local client.
 func startXvfb(t testing.TB, screen string, withAuth bool) *hostX {
 	t.Helper()
-	bin := need(t, "Xvfb", "xvfb")
 	h := &hostX{}
-	// -noreset: otherwise Xvfb resets (dropping setxkbmap's changes) each
-	// time its last client leaves.
-	args := []string{"-displayfd", "3", "-screen", "0", screen, "-nolisten", "tcp", "-noreset"}
+	opts := testguest.XvfbOptions{Screen: screen}
 	if withAuth {
 		h.Cookie = newCookie(t)
-		args = append(args, "-auth", writeAuth(t, "xvfb.auth", wildEntry(h.Cookie)))
+		opts.Xauthority = writeAuth(t, "xvfb.auth", wildEntry(h.Cookie))
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var stderr lockedBuffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = &stderr
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	w.Close()
-	h.PID = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("Xvfb :%d stderr:\n%s", h.Num, stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil {
-		<-exited
-		t.Fatalf("Xvfb did not start: %v\n%s", err, stderr.String())
-	}
-	h.Num, err = strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("Xvfb -displayfd wrote %q", line)
-	}
-	h.Display = ":" + strconv.Itoa(h.Num)
+	x := testguest.StartXvfb(t, opts)
+	h.Num, h.Display, h.PID = x.Num, x.Display, x.PID
 	if withAuth {
 		hn, err := os.Hostname()
 		if err != nil {

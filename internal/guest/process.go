@@ -142,7 +142,7 @@ type Process struct {
 //     kill until the final SIGKILL.
 //   - The watchdog reads the channel until EOF (we closed stdin, or sshd
 //     closed it because the connection dropped or the session ended), then
-//     kills the group and the marked: TERM, grace, KILL.
+//     ends the group and the marked (end: TERM, grace, KILL).
 //   - When the program exits by itself, a reaper does the same to whatever
 //     it left behind and the wrapper exits with the program's status at once.
 //     Helpers send their output to /dev/null so they don't hold the channel.
@@ -154,15 +154,16 @@ sweep() {
 		kill -"$1" "${p%/environ}" 2>/dev/null
 	done
 }
+end() { kill -TERM 0; sweep TERM; sleep "$grace"; sweep KILL; kill -KILL 0; }
 exec 3<&0 </dev/null
 XVMVIEW_PROC=$mark "$@" 3<&- &
 app=$!
 trap '' TERM
-{ while IFS= read -r _; do :; done; kill -TERM 0; sweep TERM; sleep "$grace"; sweep KILL; kill -KILL 0; } <&3 >/dev/null 2>&1 &
+{ while IFS= read -r _; do :; done; end; } <&3 >/dev/null 2>&1 &
 exec 3<&-
 wait "$app"
 st=$?
-{ kill -TERM 0; sweep TERM; sleep "$grace"; sweep KILL; kill -KILL 0; } </dev/null >/dev/null 2>&1 &
+end </dev/null >/dev/null 2>&1 &
 exit "$st"`
 
 // StartCommand returns the shell code Start sends for spec, with mark as

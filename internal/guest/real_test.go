@@ -67,6 +67,18 @@ func leftovers(t *testing.T, g *testguest.Guest) []string {
 	return out
 }
 
+// waitSessionEnd waits until p's session has ended after what; a process
+// outside the wrapper's reach that holds the session's output open keeps it
+// from ending.
+func waitSessionEnd(t *testing.T, g *testguest.Guest, p *Process, what string) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the session did not end after %s; left on the guest: %q", what, leftovers(t, g))
+	}
+}
+
 func running(t *testing.T, g *testguest.Guest, cmdline string) bool {
 	return slices.Contains(leftovers(t, g), cmdline)
 }
@@ -198,13 +210,7 @@ func TestRealGuest(t *testing.T) {
 			if err := p.Close(ctx); err != nil {
 				t.Errorf("Close: %v", err)
 			}
-			select {
-			case <-p.Done():
-			case <-time.After(30 * time.Second):
-				// Something outside the wrapper's reach holds the session's
-				// output open.
-				t.Fatalf("the session did not end after Close; left on the guest: %q", leftovers(t, g))
-			}
+			waitSessionEnd(t, g, p, "Close")
 			eventually(t, "no process is left", func() bool { return len(leftovers(t, g)) == 0 })
 			if err := p.Close(ctx); err != nil {
 				t.Errorf("second Close: %v", err)
@@ -217,11 +223,7 @@ func TestRealGuest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-p.Done():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the session did not end after the program exited; left on the guest: %q", leftovers(t, g))
-		}
+		waitSessionEnd(t, g, p, "the program exited")
 		if st, err := p.Wait(); st != 4 || err != nil {
 			t.Errorf("Wait = %d, %v; want 4, nil", st, err)
 		}

@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xvmview/xvmview/internal/session"
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // TestRunStaleGuestEntryDoesNotShadow: sshd's X11 forwarding leaves entries
@@ -121,14 +123,12 @@ window_manager = ["twm"]
 		t.Run(end, func(t *testing.T) {
 			l := w.start("run", "daemon")
 			s, _ := w.session(l)
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				out, err := w.guestRun(`for p in /proc/[0-9]*; do [ "$(tr '\0' ' ' <$p/cmdline 2>/dev/null)" = "sleep 1234 " ] && echo "$p"; done; true`, "")
-				if err != nil {
-					t.Fatalf("looking for the daemon on the guest: %v: %s", err, out)
-				}
-				if strings.TrimSpace(out) != "" {
-					break
-				}
+			daemonRuns := func() bool {
+				procs, err := w.g.Processes()
+				must(t, err)
+				return slices.ContainsFunc(procs, func(p testguest.Process) bool { return slices.Equal(p.Cmdline, []string{"sleep", "1234"}) })
+			}
+			for deadline := time.Now().Add(10 * time.Second); !daemonRuns(); time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the daemon does not run on the guest")
 				}

@@ -149,9 +149,8 @@ func waitLocal(stop string) string {
 
 func TestFidelityLocal(t *testing.T) {
 	requireTools(t, "setxkbmap", "xkbcomp")
-	// -noreset: otherwise the Xvfb resets its keymap when setxkbmap, its
-	// only client, leaves.
-	w := newWorldWith(t, false, testguest.XvfbOptions{Screen: "1600x1000x24", Args: []string{"-noreset", "-dpi", "120"}})
+	// testguest's Xvfb runs -noreset, so setxkbmap's keymap survives it.
+	w := newWorldWith(t, false, testguest.XvfbOptions{Screen: "1600x1000x24", Args: []string{"-dpi", "120"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	set := exec.CommandContext(ctx, "setxkbmap", "-display", w.x.Display, "-layout", "de")

@@ -227,20 +227,7 @@ func TestDialAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); agent.ServeAgent(keyring, c); c.Close() }()
-		}
-	}()
+	serveConns(t, ln, func(c net.Conn) { agent.ServeAgent(keyring, c); c.Close() })
 
 	tg := f.target
 	tg.Port = srv.port()

@@ -106,27 +106,27 @@ func newTestServer(t *testing.T, authorized ssh.PublicKey) *testServer {
 		},
 	}
 	cfg.AddHostKey(hostKey)
+	serveConns(t, ln, func(c net.Conn) { s.serve(c, cfg) })
+	return s
+}
+
+// serveConns accepts on ln and runs handle for each connection in its own
+// goroutine until the test ends; cleanup closes ln and waits for them all.
+func serveConns(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
 		wg.Wait()
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.serve(c, cfg)
-			}()
+			wg.Go(func() { handle(c) })
 		}
-	}()
-	return s
+	})
 }
 
 func (s *testServer) addr() string { return s.ln.Addr().String() }

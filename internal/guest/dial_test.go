@@ -390,7 +390,7 @@ func TestKeepAlive(t *testing.T) {
 	tg := f.target
 	tg.Port = fz.ln.Addr().(*net.TCPAddr).Port
 	tg.KnownHostsFiles = []string{knownHostsFile(t, tg.Addr(), f.srv.hostKey.PublicKey())}
-	c, err := dial(t, tg, DialOptions{NoAgent: true, KeepAlive: 20 * time.Millisecond, KeepAliveMisses: 2})
+	c, err := dial(t, tg, DialOptions{NoAgent: true, KeepAlive: 100 * time.Millisecond, KeepAliveMisses: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,10 +145,15 @@ func TestRawIODeadline(t *testing.T) {
 	}
 
 	// A write that fills the buffer waits, and its deadline ends it too.
-	if err := r.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+	// The buffer is made before the deadline is set (zeroing 64 MiB under
+	// -race on a slow machine took longer than a short deadline, and a
+	// deadline already past writes nothing, as net.Conn's Write does), and
+	// the deadline leaves room for the first write(2) on a busy machine.
+	big := make([]byte, 64<<20)
+	if err := r.SetWriteDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	n, err := r.Write(make([]byte, 64<<20))
+	n, err := r.Write(big)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Write nobody reads: %d bytes, %v; want a timeout", n, err)
 	}

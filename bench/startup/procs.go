@@ -220,23 +220,6 @@ func socketInode(n int) uint64 {
 	return 0
 }
 
-// tailBuffer keeps the last max bytes written to it; safe for one writer
-// and readers after the writer finished (exec.Cmd copies into it).
-type tailBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return t.buf.String() }
-
 // memUse is the memory of a launcher's own host processes at the app's
 // first window: RSS counts shared pages (libc, libcrypto) in full for each
 // process, PSS shares them out among all their users. Xephyr, the same

@@ -139,8 +139,7 @@ func (s *script) once(ctx context.Context, trace bool) (d time.Duration, out str
 	}
 	file := filepath.Join(s.home, s.xauthRel)
 
-	var log tailBuffer
-	log.max = 64 << 10
+	log := testguest.NewLogBuffer(64 << 10)
 	cmd := exec.Command("bash", s.path)
 	cmd.Dir = s.home
 	cmd.Env = append([]string{
@@ -148,7 +147,7 @@ func (s *script) once(ctx context.Context, trace bool) (d time.Duration, out str
 		"PATH=" + os.Getenv("PATH"),
 		"LANG=C.UTF-8",
 	}, s.x.Env()...)
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 

@@ -47,15 +47,7 @@ func newXvmview(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transpor
 		}
 	}
 	alias := "bench-guest"
-	sshConfig := fmt.Sprintf(`Host %s
-	HostName %s
-	Port %d
-	User %s
-	IdentityFile %s
-	IdentitiesOnly yes
-	UserKnownHostsFile %s
-`, alias, g.Addr, g.Port, g.User, g.IdentityFile, g.KnownHosts)
-	if err := os.WriteFile(filepath.Join(v.home, ".ssh", "config"), []byte(sshConfig), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(v.home, ".ssh", "config"), []byte(g.HostStanza(alias, g.KnownHosts)), 0o600); err != nil {
 		return nil, fmt.Errorf("write xvmview's ssh config: %w", err)
 	}
 	var cmd []string
@@ -133,8 +125,7 @@ func (v *xvmview) locate() (dir string, st sessionState, c xauth.Cookie, err err
 }
 
 func (v *xvmview) once(ctx context.Context, verbose bool) (d time.Duration, out string, err error) {
-	var log tailBuffer
-	log.max = 64 << 10
+	log := testguest.NewLogBuffer(64 << 10)
 	args := []string{"run", "bench"}
 	if verbose {
 		args = append(args, "--verbose")
@@ -142,7 +133,7 @@ func (v *xvmview) once(ctx context.Context, verbose bool) (d time.Duration, out 
 	cmd := exec.Command(v.cfg.xvmview, args...)
 	cmd.Dir = v.home
 	cmd.Env = v.env()
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 

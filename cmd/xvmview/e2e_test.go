@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,24 +41,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // world is one test guest and host display, with a user home for xvmview.
@@ -130,14 +111,7 @@ func must(t *testing.T, err error) {
 // sshConfig writes the user's ~/.ssh/config: alias "e2eguest" for the test
 // guest, with the given known_hosts file.
 func (w *world) sshConfig(knownHosts string) {
-	cfg := fmt.Sprintf(`Host e2eguest
-  HostName %s
-  Port %d
-  User %s
-  IdentityFile %s
-  IdentitiesOnly yes
-  UserKnownHostsFile %s
-`, w.g.Addr, w.g.Port, w.g.User, w.g.IdentityFile, knownHosts)
+	cfg := w.g.HostStanza("e2eguest", knownHosts)
 	must(w.t, os.WriteFile(filepath.Join(w.home, ".ssh", "config"), []byte(cfg), 0o600))
 }
 
@@ -157,11 +131,15 @@ func (w *world) env() []string {
 	return append(env, w.x.Env()...)
 }
 
+// launcherOutputMax bounds what a test keeps of a launcher's stdout and
+// stderr; the launchers here print a few KiB.
+const launcherOutputMax = 4 << 20
+
 // launcher is a running xvmview.
 type launcher struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	stdout *lockedBuffer
+	stderr *testguest.LogBuffer
+	stdout *testguest.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -175,7 +153,7 @@ func (w *world) start(args ...string) *launcher {
 // in launcher.stdout).
 func (w *world) startOut(out *os.File, args ...string) *launcher {
 	w.t.Helper()
-	l := &launcher{stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
+	l := &launcher{stderr: testguest.NewLogBuffer(launcherOutputMax), stdout: testguest.NewLogBuffer(launcherOutputMax), done: make(chan struct{})}
 	l.cmd = exec.Command(os.Args[0], args...)
 	l.cmd.Env = w.env()
 	l.cmd.Stdout, l.cmd.Stderr = l.stdout, l.stderr

@@ -72,7 +72,7 @@ type guestState struct {
 	nsCreated, linkCreated, userCreated, homeCreated bool
 
 	sshd     *exec.Cmd
-	sshdLog  *logBuffer
+	sshdLog  *LogBuffer
 	waitDone chan struct{} // closed when sshd has been reaped
 
 	closeOnce sync.Once
@@ -106,7 +106,7 @@ func create(ctx context.Context, opts Options) (g *Guest, err error) {
 		ctx, cancel = context.WithTimeout(ctx, startTimeout)
 		defer cancel()
 	}
-	s := &guestState{sshdLog: newLogBuffer(1 << 20)}
+	s := &guestState{sshdLog: NewLogBuffer(1 << 20)}
 	g = &Guest{Port: sshdPort, s: s}
 	if err := checkPrereqs(s); err != nil {
 		return g, err

@@ -2,16 +2,18 @@ package testguest
 
 import "sync"
 
-// logBuffer keeps the last max bytes written to it; safe for concurrent use.
-type logBuffer struct {
+// LogBuffer keeps the last max bytes written to it; safe for concurrent use,
+// so a test can read a child's output while the child still writes.
+type LogBuffer struct {
 	mu  sync.Mutex
 	max int
 	b   []byte
 }
 
-func newLogBuffer(max int) *logBuffer { return &logBuffer{max: max} }
+// NewLogBuffer returns a LogBuffer that keeps the last max bytes.
+func NewLogBuffer(max int) *LogBuffer { return &LogBuffer{max: max} }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b = append(l.b, p...)
@@ -21,14 +23,14 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.b)
 }
 
 // tail returns at most the last n bytes, for error messages.
-func (l *logBuffer) tail(n int) string {
+func (l *LogBuffer) tail(n int) string {
 	s := l.String()
 	if len(s) > n {
 		s = "..." + s[len(s)-n:]

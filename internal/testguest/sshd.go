@@ -134,8 +134,14 @@ Subsystem sftp internal-sftp
 }
 
 func (g *Guest) sshConfig() string {
-	return fmt.Sprintf(`# ssh_config of xvmview test guest %s
-Host %s
+	return "# ssh_config of xvmview test guest " + g.Namespace + "\n" + g.HostStanza(g.Alias, g.KnownHosts)
+}
+
+// HostStanza is an ssh_config Host block naming this guest alias, with
+// knownHosts as its UserKnownHostsFile and strict host key checking: what
+// a user of the guest writes in ~/.ssh/config.
+func (g *Guest) HostStanza(alias, knownHosts string) string {
+	return fmt.Sprintf(`Host %s
 	HostName %s
 	Port %d
 	User %s
@@ -146,7 +152,7 @@ Host %s
 	StrictHostKeyChecking yes
 	UpdateHostKeys no
 	BatchMode yes
-`, g.Namespace, g.Alias, g.Addr, g.Port, g.User, cfgValue(g.IdentityFile), cfgValue(g.KnownHosts))
+`, alias, g.Addr, g.Port, g.User, cfgValue(g.IdentityFile), cfgValue(knownHosts))
 }
 
 // writeKeysAndConfig makes the host and client keys, the authorized_keys

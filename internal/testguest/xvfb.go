@@ -34,7 +34,7 @@ type Xvfb struct {
 
 	xauthority string
 	cmd        *exec.Cmd
-	log        *logBuffer
+	log        *LogBuffer
 	waitDone   chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -79,7 +79,7 @@ func NewXvfb(ctx context.Context, opts XvfbOptions) (*Xvfb, error) {
 		_ = fdW.Close()
 		return nil, fmt.Errorf("start Xvfb: %w", err)
 	}
-	x := &Xvfb{xauthority: opts.Xauthority, log: newLogBuffer(256 << 10), waitDone: make(chan struct{})}
+	x := &Xvfb{xauthority: opts.Xauthority, log: NewLogBuffer(256 << 10), waitDone: make(chan struct{})}
 	cmd := exec.Command(path, args...)
 	cmd.ExtraFiles = []*os.File{fdW} // fd 3
 	cmd.Stdout, cmd.Stderr = logW, logW

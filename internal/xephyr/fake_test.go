@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // fakeXephyr writes a shell script standing in for Xephyr, to drive Start
@@ -103,8 +105,8 @@ func TestServerCrashAfterStart(t *testing.T) {
 	bin, _ := fakeXephyr(t, "echo 7 >&3; exec 3>&-; while [ ! -e "+gate+" ]; do sleep 0.01; done; "+
 		"echo 'Fatal server error: boom' >&2; exit 3")
 	o := fakeOptions(t, bin)
-	var stderr lockedBuffer
-	o.Stderr = &stderr
+	stderr := testguest.NewLogBuffer(1 << 20)
+	o.Stderr = stderr
 	s, err := Start(testCtx(t), o)
 	if err != nil {
 		t.Fatalf("Start: %v", err)

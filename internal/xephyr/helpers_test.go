@@ -1,12 +1,10 @@
 package xephyr
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,24 +49,6 @@ func newCookie(t testing.TB) xauth.Cookie {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// lockedBuffer collects a process's stderr for logging on failure.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // hostX is an Xvfb standing in for the user's display.
@@ -127,8 +107,8 @@ func startXephyr(t testing.TB, host *hostX, o Options) (*Server, xauth.Cookie) {
 	if o.Env == nil {
 		o.Env = host.Env()
 	}
-	var stderr lockedBuffer
-	o.Stderr = &stderr
+	stderr := testguest.NewLogBuffer(1 << 20)
+	o.Stderr = stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := Start(ctx, o)

@@ -218,6 +218,22 @@ func TestRealGuest(t *testing.T) {
 		})
 	}
 
+	t.Run("close does not wait out the grace", func(t *testing.T) {
+		// Everything ends on SIGTERM, so the guest has nothing to wait
+		// for: Close must succeed long before the 60 s grace is up.
+		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "setsid sleep 1016 & sleep 1017"}, Grace: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "sleep 1017 runs", func() bool { return running(t, g, "sleep 1017") })
+		closeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := p.Close(closeCtx); err != nil {
+			t.Errorf("Close with a 60 s grace and 20 s to spare: %v", err)
+		}
+		eventually(t, "no process is left", func() bool { return len(leftovers(t, g)) == 0 })
+	})
+
 	t.Run("exit leaves nothing behind", func(t *testing.T) {
 		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1005 & setsid sleep 1014 & exit 4"}, Grace: time.Second})
 		if err != nil {

@@ -17,6 +17,7 @@ test: lint unit fuzz
 
 lint:
 	@out=$$(gofmt -l cmd internal profiles bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 

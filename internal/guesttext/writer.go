@@ -1,0 +1,162 @@
+package guesttext
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// WriterLineMax is how many bytes of one line a Writer holds: a longer line
+// is broken into lines of at most this many bytes of the guest's text.
+const WriterLineMax = 4096
+
+// Writer passes a stream of the guest's output on to another writer line by
+// line: each line made visible as Block does (tabs kept, CR LF read as a line
+// end), prefixed with "[LABEL] " so it is plain the line came from the guest,
+// and ended with a newline. A partial line is held until its newline comes,
+// Flush or Close is called, or it reaches WriterLineMax bytes.
+//
+// Past the volume cap Writer writes one line saying the output was cut and
+// drops the rest. Its Write never fails and never blocks longer than the
+// writer it wraps: after that writer's first error (a closed pipe, as in
+// `xvmview run web | head`) everything is dropped, so a failing terminal
+// cannot stall the guest's program once the SSH channel's window fills.
+//
+// A Writer is safe for concurrent use; lines written at once never mix.
+type Writer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	prefix  string
+	max     int64
+	n       int64  // bytes passed to w
+	held    []byte // the partial line
+	out     []byte // reused for each line written
+	cut     bool
+	failed  bool
+	dropped int64
+}
+
+// NewWriter returns a Writer that writes to w, labelling each line with
+// label (made visible with Line; empty for no label) and passing at most
+// maxBytes bytes on, not counting the one line that says the rest was cut;
+// maxBytes <= 0 means no volume cap.
+func NewWriter(w io.Writer, label string, maxBytes int64) *Writer {
+	g := &Writer{w: w, max: maxBytes}
+	if label != "" {
+		g.prefix = "[" + Line(label) + "] "
+	}
+	return g
+}
+
+// Write takes p whole and returns len(p), nil, whatever happens to it.
+func (g *Writer) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		if g.cut || g.failed {
+			g.dropped += int64(len(p))
+			break
+		}
+		if i := bytes.IndexByte(p, '\n'); i >= 0 && len(g.held)+i <= WriterLineMax {
+			g.held = append(g.held, p[:i]...)
+			g.line(bytes.TrimSuffix(g.held, []byte{'\r'}))
+			g.held = g.held[:0]
+			p = p[i+1:]
+			continue
+		}
+		k := min(WriterLineMax-len(g.held), len(p))
+		g.held = append(g.held, p[:k]...)
+		p = p[k:]
+		if len(g.held) >= WriterLineMax {
+			cut := runeBoundary(g.held)
+			g.line(g.held[:cut])
+			g.held = append(g.held[:0], g.held[cut:]...)
+		}
+	}
+	return n, nil
+}
+
+// Flush writes the partial line held, if any, as a line of its own.
+func (g *Writer) Flush() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.held) > 0 && !g.cut && !g.failed {
+		g.line(g.held)
+	}
+	g.held = g.held[:0]
+}
+
+// Close flushes the partial line; later writes are dropped. It does not close
+// the writer it wraps and always returns nil.
+func (g *Writer) Close() error {
+	g.Flush()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cut = true
+	return nil
+}
+
+// Dropped returns how many bytes of the guest's output were dropped: past
+// the volume cap, after the wrapped writer failed, or after Close.
+func (g *Writer) Dropped() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dropped
+}
+
+// line writes one line of the guest's text, or the cut notice when it would
+// pass the volume cap. g.mu is held.
+func (g *Writer) line(text []byte) {
+	b := append(g.out[:0], g.prefix...)
+	b = appendBlockLine(b, text)
+	b = append(b, '\n')
+	g.out = b
+	if g.max > 0 && g.n+int64(len(b)) > g.max {
+		g.cut = true
+		g.dropped += int64(len(text))
+		b = append(b[:0], "xvmview: "...)
+		if g.prefix != "" {
+			b = append(b, g.prefix[:len(g.prefix)-1]...)
+			b = append(b, ' ')
+		}
+		b = append(b, "guest output cut after "...)
+		b = strconv.AppendInt(b, g.n, 10)
+		b = append(b, " bytes; the rest is dropped\n"...)
+	}
+	m, err := g.w.Write(b)
+	g.n += int64(m)
+	if err != nil {
+		g.failed = true
+	}
+}
+
+// appendBlockLine appends one line of text (no newline in it) made visible
+// with tabs kept. Unlike Line it does not cap: the Writer's lines are bounded
+// by WriterLineMax already.
+func appendBlockLine(b []byte, text []byte) []byte {
+	b, _ = appendVisible(b, string(text), keepTab, math.MaxInt)
+	return b
+}
+
+// runeBoundary returns where to break a full line: at its end, or before a
+// UTF-8 sequence that its last bytes begin but do not complete, so a
+// character split across writes is not made visible as invalid bytes.
+func runeBoundary(b []byte) int {
+	for k := 1; k <= utf8.UTFMax-1 && k <= len(b); k++ {
+		c := b[len(b)-k]
+		if c < 0x80 {
+			return len(b)
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-k:]) {
+				return len(b) - k
+			}
+			return len(b)
+		}
+	}
+	return len(b)
+}

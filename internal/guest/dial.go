@@ -49,10 +49,54 @@ type Client struct {
 //
 // It returns *UnreachableError when no TCP connection could be made,
 // *HostKeyError when the host key is unknown or changed (nothing was sent to
-// the guest then), *AuthError when every key was refused, and the context's
-// error (wrapped) when ctx ended first.
+// the guest then), *AuthError when every key was refused,
+// *HandshakeDroppedError when the guest's sshd kept closing the connection
+// before the key exchange (each such try is repeated after a jittered,
+// growing pause while ctx's deadline allows: sshd's MaxStartups drops
+// logins beyond 10 at once), and the context's error (wrapped) when ctx
+// ended first.
 func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 	addr := t.Addr()
+	auth := loadAuth(ctx, t, o)
+	defer auth.close()
+	var b backoff
+	for tries := 1; ; tries++ {
+		c, err := dialOnce(ctx, t, o, auth)
+		var de *droppedError
+		if !errors.As(err, &de) {
+			return c, err
+		}
+		// sshd closed the connection before the key exchange: MaxStartups
+		// (default 10:30:100) drops logins beyond 10 in progress at once.
+		// Try again a little later, while the caller's deadline allows.
+		wait := b.next()
+		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || tries >= maxHandshakeTries {
+			return nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if ctx.Err() == context.Canceled {
+				return nil, fmt.Errorf("ssh handshake with %s: %w", addr, context.Canceled)
+			}
+			return nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
+		case <-t.C:
+		}
+	}
+}
+
+// droppedError is a handshake the guest's sshd ended before the key
+// exchange got to its host key: Dial tries again.
+type droppedError struct{ err error }
+
+func (e *droppedError) Error() string { return e.err.Error() }
+
+// dialOnce is one try of Dial. It returns *droppedError when the guest
+// closed the connection before it showed its host key.
+func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth) (*Client, error) {
+	addr := t.Addr()
+	// A fresh check per try: every try checks the host key strictly.
 	hk, err := newHostKeyCheck(t)
 	if err != nil {
 		return nil, err
@@ -64,12 +108,13 @@ func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 		if errors.Is(err, context.Canceled) || ctx.Err() == context.Canceled {
 			return nil, fmt.Errorf("connect to guest %s: %w", addr, context.Canceled)
 		}
+		if closedEarly(err) { // accepted and reset at once
+			return nil, &droppedError{fmt.Errorf("connect to guest %s: %w", addr, err)}
+		}
 		return nil, &UnreachableError{Addr: addr, Err: err}
 	}
 	stop := context.AfterFunc(ctx, func() { tcp.Close() })
 
-	auth := loadAuth(ctx, t, o)
-	defer auth.close()
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signersFunc)},
@@ -98,6 +143,9 @@ func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, &AuthError{User: t.User, Addr: addr, Tried: auth.tried, Encrypted: auth.encrypted, Err: err}
+		}
+		if !hk.called && closedEarly(err) {
+			return nil, &droppedError{fmt.Errorf("ssh handshake with %s: %w", addr, err)}
 		}
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
@@ -218,9 +266,10 @@ func (c *Client) Close() error {
 
 // hostKeyCheck is a strict known_hosts check that remembers why it refused.
 type hostKeyCheck struct {
-	t   Target
-	db  *knownhosts.HostKeyDB // nil: no known_hosts file exists
-	err *HostKeyError
+	t      Target
+	db     *knownhosts.HostKeyDB // nil: no known_hosts file exists
+	err    *HostKeyError
+	called bool // the guest got as far as showing its host key
 }
 
 func newHostKeyCheck(t Target) (*hostKeyCheck, error) {
@@ -262,6 +311,7 @@ func (hk *hostKeyCheck) algorithms(addr string) []string {
 }
 
 func (hk *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	hk.called = true
 	e := &HostKeyError{
 		Alias:       hk.t.Alias,
 		Host:        hk.t.HostName,

@@ -30,6 +30,9 @@ type testServer struct {
 	mu           sync.Mutex
 	authAttempts int
 	execs        []string
+	conns        int // connections accepted
+	drop         int // close this many more connections at once, as sshd's MaxStartups does
+	dropReset    bool
 }
 
 func newKey(t *testing.T) (ssh.Signer, ed25519.PrivateKey) {
@@ -149,6 +152,21 @@ func (s *testServer) attempts() int {
 
 func (s *testServer) serve(c net.Conn, cfg *ssh.ServerConfig) {
 	defer c.Close()
+	s.mu.Lock()
+	s.conns++
+	drop, reset := s.drop > 0, s.dropReset
+	if drop {
+		s.drop--
+	}
+	s.mu.Unlock()
+	if drop {
+		if reset {
+			c.(*net.TCPConn).SetLinger(0) // close sends RST
+		} else {
+			io.WriteString(c, "Exceeded MaxStartups\r\n") // what OpenSSH 9 writes before it closes
+		}
+		return
+	}
 	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
 		return

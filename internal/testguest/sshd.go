@@ -89,12 +89,19 @@ func cfgValue(s string) string {
 
 // sshdConfig builds sshd_config. sshd keeps the first value of a keyword, so
 // the caller's lines come first; a caller's Match block goes last.
+// MaxStartups is the exception (sshd keeps its last value): the default
+// line is left out when the caller sets it.
 func (g *Guest) sshdConfig(hostKey, authKeys, pidFile string, extra []string) string {
 	var pre, match []string
+	maxStartups := "MaxStartups 100\n"
 	for i, l := range extra {
-		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], "Match") {
+		f := strings.Fields(l)
+		if len(f) > 0 && strings.EqualFold(f[0], "Match") {
 			match = extra[i:]
 			break
+		}
+		if len(f) > 0 && strings.EqualFold(f[0], "MaxStartups") {
+			maxStartups = ""
 		}
 		pre = append(pre, l)
 	}
@@ -124,9 +131,8 @@ LogLevel VERBOSE
 PrintMotd no
 PrintLastLog no
 UseDNS no
-MaxStartups 100
-Subsystem sftp internal-sftp
-`, g.Addr, g.Port, cfgValue(hostKey), cfgValue(pidFile), cfgValue(authKeys), g.User)
+%sSubsystem sftp internal-sftp
+`, g.Addr, g.Port, cfgValue(hostKey), cfgValue(pidFile), cfgValue(authKeys), g.User, maxStartups)
 	for _, l := range match {
 		b.WriteString(l + "\n")
 	}

@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(xserver-xephyr xvfb xauth openssh-server openssh-client x11-apps x11-utils
       x11-xserver-utils x11-xkb-utils twm xterm xfonts-base iproute2 desktop-file-utils
       libglib2.0-bin procps psmisc util-linux passwd python3-minimal fish)
+# login shells a guest user may have: the e2e and quoting tests run xvmview's commands through each
+pkgs+=(dash bash zsh ksh mksh csh tcsh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -49,30 +49,38 @@ transport = %q
 	}
 }
 
-// TestRunFishLoginShell: sshd hands xvmview's commands to the guest user's
-// login shell; with fish (whose single quotes differ from POSIX ones) the
-// launch, the quoting and the teardown work the same.
-func TestRunFishLoginShell(t *testing.T) {
-	requireTools(t, "fish")
+// TestRunLoginShells: sshd hands xvmview's commands to the guest user's
+// login shell; with each of them (fish's single quotes differ from POSIX
+// ones, csh and tcsh parse nothing like sh) the launch, the quoting and the
+// teardown work the same, and the app gets a nasty argument byte for byte.
+func TestRunLoginShells(t *testing.T) {
+	shells := []string{"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh"}
+	requireTools(t, shells...)
 	w := newWorld(t, true)
-	if out, err := exec.Command("usermod", "-s", "/usr/bin/fish", w.g.User).CombinedOutput(); err != nil {
-		t.Fatalf("usermod: %v: %s", err, out)
-	}
-	// The app writes its argument to a file; it must arrive byte for byte.
-	const arg = "it's a \\ $(x) `y` \"q\" \\'"
-	w.profile("fishy", fmt.Sprintf(`host = "e2eguest"
+	const arg = "it's a \\ $(x) `y` \"q\" \\' !! (){} %s\n"
+	w.profile("shells", fmt.Sprintf(`host = "e2eguest"
 command = ["sh", "-c", %q, "sh", %q]
 window_manager = ["twm"]
 `, `printf '%s' "$1" > "$HOME/arg"; exit 3`, arg))
-	l := w.start("run", "fishy")
-	if st := l.wait(t); st != 3 {
-		t.Errorf("exit status %d, want 3; stderr:\n%s", st, l.stderr.String())
+	for _, sh := range shells {
+		t.Run(sh, func(t *testing.T) {
+			p, err := exec.LookPath(sh)
+			must(t, err)
+			if out, err := exec.Command("usermod", "-s", p, w.g.User).CombinedOutput(); err != nil {
+				t.Fatalf("usermod: %v: %s", err, out)
+			}
+			l := w.start("run", "shells")
+			if st := l.wait(t); st != 3 {
+				t.Errorf("exit status %d, want 3; stderr:\n%s", st, l.stderr.String())
+			}
+			got, err := w.g.ReadHomeFile("arg")
+			if err != nil || string(got) != arg {
+				t.Errorf("the guest app got %q (%v), want %q", got, err, arg)
+			}
+			w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
+			_, _ = w.guestRun(`rm -f "$HOME/arg"`, "")
+		})
 	}
-	got, err := w.g.ReadHomeFile("arg")
-	if err != nil || string(got) != arg {
-		t.Errorf("the guest app got %q (%v), want %q", got, err, arg)
-	}
-	w.checkGone(session.State{Display: -1, XephyrPID: -1, GuestDisplay: ":10"})
 }
 
 // TestRunNoXauthOnGuest: a guest without xauth gets one clear error with

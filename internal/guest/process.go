@@ -46,8 +46,9 @@ func (c *Client) session(ctx context.Context, setup func(*ssh.Session) error) (*
 	}
 }
 
-// Run runs cmd, which is shell code for the guest user's login shell (build
-// it with Command and Quote), in a session of its own, with stdin copied to
+// Run runs cmd, which is POSIX shell code (build it with Command and Quote),
+// in /bin/sh on the guest whatever the user's login shell (see Portable), in
+// a session of its own, with stdin copied to
 // the command's standard input (nil: empty) and its output copied to stdout
 // and stderr (nil: discarded). It returns when the command has exited and its
 // output is copied. Use Run for short commands; programs that must not outlive
@@ -60,7 +61,7 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	stdout, stderr = serialise(stdout, stderr)
 	s, err := c.session(ctx, func(s *ssh.Session) error {
 		s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
-		return s.Start(cmd)
+		return s.Start(Portable(cmd))
 	})
 	if err != nil {
 		return fmt.Errorf("start command on guest %s: %w", c.RemoteAddr(), err)
@@ -141,6 +142,9 @@ type Process struct {
 //   - The program starts before the trap that ignores TERM, so it keeps the default TERM
 //     action; the wrapper and its helpers ignore TERM and survive the group
 //     kill until the final SIGKILL.
+//   - Without Linux's /proc (BSD guests) sweep and marked find nothing:
+//     the group kill still works, and a notice on stderr says that what
+//     left the group is not ended.
 //   - The watchdog reads the channel until EOF (we closed stdin, or sshd
 //     closed it because the connection dropped or the session ended), then
 //     ends the group and the marked (end: TERM; wait until no marked
@@ -152,6 +156,7 @@ type Process struct {
 //     Helpers send their output to /dev/null so they don't hold the channel.
 const watchdog = `grace=$1 mark=$2
 shift 2
+[ -r /proc/self/environ ] || echo "xvmview: the guest has no Linux /proc: programs that leave their process group are not ended at teardown" >&2
 sweep() {
 	for f in $(grep -lxzF "XVMVIEW_PROC=$mark" /proc/[0-9]*/environ 2>/dev/null); do
 		p=${f#/proc/}
@@ -231,7 +236,7 @@ func (c *Client) Start(ctx context.Context, spec ProcSpec) (*Process, error) {
 			return err
 		}
 		p.stdin = in
-		return s.Start(cmd)
+		return s.Start(Portable(cmd))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start %q on guest %s: %w", spec.Argv[0], c.RemoteAddr(), err)

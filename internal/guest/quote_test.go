@@ -132,6 +132,12 @@ func FuzzQuote(f *testing.F) {
 		f.Add(tt.in)
 	}
 	shs := shells(f)
+	var logins []string
+	for _, sh := range loginShells(f) {
+		if strings.HasSuffix(sh, "csh") || strings.HasSuffix(sh, "fish") {
+			logins = append(logins, sh)
+		}
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if strings.IndexByte(s, 0) >= 0 {
 			t.Skip("NUL cannot be a shell word")
@@ -141,6 +147,13 @@ func FuzzQuote(f *testing.F) {
 			got := evalPrintf(t, sh, []string{q})
 			if len(got) != 1 || got[0] != s {
 				t.Errorf("%s read Quote(%q) = %s as %q", sh, s, q, got)
+			}
+		}
+		// The same word sent as sshd sends it, to the login shells least
+		// like sh.
+		for _, sh := range logins {
+			if got := runLogin(t, sh, Portable("printf '%s' "+q)); string(got) != s {
+				t.Errorf("%s read Portable(printf %s) as %q, want %q", sh, q, got, s)
 			}
 		}
 	})

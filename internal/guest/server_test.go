@@ -193,7 +193,11 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			req.Reply(false, nil)
 			continue
 		}
-		cmd := string(req.Payload[4:])
+		cmd, err := unportable(string(req.Payload[4:]))
+		if err != nil {
+			req.Reply(false, nil)
+			continue
+		}
 		s.mu.Lock()
 		s.execs = append(s.execs, cmd)
 		s.mu.Unlock()
@@ -231,4 +235,31 @@ func knownHostsFile(t *testing.T, addr string, keys ...ssh.PublicKey) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// unportable undoes Portable as the guest's sh does; other commands (from
+// ssh(1) in tests) stay as they are.
+func unportable(cmd string) (string, error) {
+	enc, ok := strings.CutPrefix(cmd, portableFirst)
+	if !ok {
+		return cmd, nil
+	}
+	if !strings.HasSuffix(enc, "'") {
+		return "", fmt.Errorf("command %q lacks Portable's closing quote", cmd)
+	}
+	enc = strings.TrimSuffix(enc, "'")
+	var b strings.Builder
+	for i := 0; i < len(enc); i++ {
+		if enc[i] != '\\' {
+			b.WriteByte(enc[i])
+			continue
+		}
+		n, err := strconv.ParseUint(enc[i+1:i+4], 8, 8)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(byte(n))
+		i += 3
+	}
+	return b.String(), nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xvmview/xvmview/internal/session"
 )
 
 // completions runs `xvmview __complete ARGS...` in-process and returns the
@@ -184,5 +186,21 @@ printf '%s\n' "${COMPREPLY[@]}"
 				t.Errorf("bash completes %q to %q, want %q", tc.line, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestEverydayCompletion(t *testing.T) {
+	_, root := everydayHome(t)
+	me := os.Getpid()
+	writeState(t, root, session.State{ID: "aaaa00000001", Profile: "web", LauncherPID: me, LauncherTime: startTicks(t, me), Display: 7})
+	tests := []cliCase{
+		{name: "stop offers running sessions", args: []string{"__complete", "stop", ""},
+			wantOut: []string{"web\tevery running session", "aaaa00000001\tprofile web, display :7"}, notOut: []string{"demo"}},
+		{name: "stop filters by prefix", args: []string{"__complete", "stop", "aa"}, wantOut: []string{"aaaa00000001"}, notOut: []string{"web\t"}},
+		{name: "check offers profiles", args: []string{"__complete", "check", ""}, wantOut: []string{"demo"}},
+		{name: "trust offers profiles", args: []string{"__complete", "trust", ""}, wantOut: []string{"demo"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.run)
 	}
 }

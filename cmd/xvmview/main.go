@@ -1,24 +1,28 @@
 // Command xvmview opens a guest's apps in a nested X display (Xephyr) of
 // their own, so they never see the host's screen, keyboard or clipboard.
+//
+// It parses, prints and exits: the work is in internal/session (launches,
+// checks, host keys), internal/profile and internal/desktop.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/jezek/xgb"
+	"github.com/adrg/xdg"
+	"github.com/spf13/cobra"
 
-	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/session"
 )
 
 func main() {
-	xgb.Logger = log.New(io.Discard, "", 0) // xgb logs every closed connection
 	// One P and GOGC=400: the X forward's measured best (bench/x11perf).
-	guest.TuneProcess()
+	session.TuneProcess()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -27,6 +31,121 @@ func main() {
 	// EPIPE instead. (Not signal.Ignore: children would inherit SIG_IGN.)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go func() { cancel(signalError{<-sigs}) }()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ})
 	os.Exit(code)
+}
+
+// Env is one invocation's world: its standard streams and environment.
+// main passes the process's own; tests pass theirs.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(key string) string
+	Environ        func() []string
+}
+
+// Exit codes. A session that ran passes the app's own status through.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// signalError is the cause main gives the root context when a signal
+// arrives, so the exit status can say which (128+N, as shells do).
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "received " + e.sig.String() }
+
+// usageError marks errors in how xvmview was called (exit 2).
+type usageError struct{ error }
+
+// cli holds one invocation's I/O; nothing here is global.
+type cli struct {
+	env            Env
+	stdout, stderr io.Writer
+	status         int    // set by subcommands that pass a status through
+	profile        string // the profile the command is about, for hints; "" for none
+}
+
+func (c *cli) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: error: "+format+"\n", args...)
+}
+
+func (c *cli) hintf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: hint: "+format+"\n", args...)
+}
+
+func (c *cli) noticef(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "xvmview: "+format+"\n", args...)
+}
+
+// run is the whole program but for signals and the final exit.
+func run(ctx context.Context, args []string, env Env) int {
+	xdg.Reload() // read XDG_* from the environment as it is now
+	if env.Stdin == nil {
+		env.Stdin = eofReader{}
+	}
+	c := &cli{env: env, stdout: env.Stdout, stderr: env.Stderr}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return c.status
+	}
+	return c.report(err)
+}
+
+// eofReader is the stdin of a caller that gave none.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xvmview",
+		Short: "Run a guest's apps in an isolated nested X display",
+		Long: `xvmview runs an app from a guest (a VM you reach over SSH, or this machine) in a
+Xephyr window of its own. The app sees only that nested display: not your screen,
+keyboard or clipboard. Each launch gets a fresh cookie that never appears in any
+command line, and everything is removed when the app exits.`,
+		Example: `  xvmview list                      # the profiles you can run
+  xvmview run demo                  # the built-in local demo
+  xvmview run web -- https://example.org   # extra arguments go to the app
+  xvmview run web --dry-run         # show what would run, cookie redacted`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(c.runCommand(), c.listCommand(), c.versionCommand())
+	root.AddCommand(c.checkCommand(), c.trustCommand(), c.psCommand(), c.stopCommand())
+	root.AddCommand(c.desktopCommand(), c.manCommand())
+	return root
+}
+
+// exactlyOne accepts one argument, else returns a usage error saying msg.
+func exactlyOne(msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usageError{errors.New(msg)}
+		case len(args) > 1:
+			return usageError{fmt.Errorf("unexpected argument %q", args[1])}
+		}
+		return nil
+	}
+}
+
+// isTerminal reports whether f (an io.Reader or io.Writer) is a character
+// device: a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := file.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -1,9 +1,10 @@
 package guest
 
 import (
-	"cmp"
 	"fmt"
 	"strings"
+
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
 
 // HostKeyError means the guest's host key is not vouched for by known_hosts:
@@ -22,16 +23,15 @@ type HostKeyError struct {
 
 func (e *HostKeyError) Error() string {
 	if e.Changed {
-		return fmt.Sprintf("host key for %s has CHANGED: it now presents %s key %s, but %s line %d holds a different key; "+
-			"this may be an attack (someone intercepting the connection) or the guest was reinstalled: "+
-			"verify the new fingerprint out of band before removing the old entry with `ssh-keygen -R %s -f %s`",
-			e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, e.Line, knownHostsName(e.Host, e.Addr), e.KnownHosts)
+		return fmt.Sprintf("host key for %s has CHANGED: it now presents %s key %s, but %s line %d holds a different key",
+			e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, e.Line)
 	}
-	return fmt.Sprintf("unknown host key for %s: %s key %s is not in %s; "+
-		"verify the fingerprint out of band (on the guest: `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`), "+
-		"then accept it with `ssh %s` once, or `ssh-keyscan -p %s %s >> %s`",
-		e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, cmp.Or(e.Alias, e.Host), portOf(e.Addr), e.Host, e.KnownHosts)
+	return fmt.Sprintf("unknown host key for %s: %s key %s is not in %s", e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts)
 }
+
+// KnownHostsName is the name known_hosts holds the guest under: Host, as
+// "[Host]:port" when the port is not 22 (what `ssh-keygen -R` takes).
+func (e *HostKeyError) KnownHostsName() string { return xknownhosts.Normalize(e.Addr) }
 
 // UnreachableError means no TCP connection to the guest could be made.
 type UnreachableError struct {
@@ -91,20 +91,4 @@ func errText(err error) string {
 		return s[i+2:]
 	}
 	return s
-}
-
-func portOf(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
-		return addr[i+1:]
-	}
-	return "22"
-}
-
-// knownHostsName is how known_hosts names host at addr: "host" on port 22,
-// "[host]:port" otherwise.
-func knownHostsName(host, addr string) string {
-	if p := portOf(addr); p != "22" {
-		return "[" + host + "]:" + p
-	}
-	return host
 }

@@ -171,6 +171,44 @@ func KnownHostsLine(t Target, key ssh.PublicKey, hash bool) string {
 	return xknownhosts.Line([]string{name}, key)
 }
 
+// NoKnownHostsError means the guest's ssh_config sets UserKnownHostsFile
+// none: there is no file to record its host key in.
+type NoKnownHostsError struct{ Alias string }
+
+func (e *NoKnownHostsError) Error() string {
+	return fmt.Sprintf("UserKnownHostsFile is none for %s: there is no known_hosts file to add the key to", e.Alias)
+}
+
+// KnownHostsFile is the file AddKnownHost writes to for t: its first
+// UserKnownHostsFile. It returns *NoKnownHostsError when t has none.
+func KnownHostsFile(t Target) (string, error) {
+	if len(t.KnownHostsFiles) == 0 {
+		return "", &NoKnownHostsError{Alias: t.Alias}
+	}
+	return t.KnownHostsFiles[0], nil
+}
+
+// AddKnownHost records key as the host key of the guest t: it appends
+// KnownHostsLine(t, key, hash) to KnownHostsFile(t) (AppendKnownHost), then
+// reads the files back the way every later login will (CheckHostKey). The
+// caller decides that key is the guest's; AddKnownHost does not fetch it.
+//
+// It returns *NoKnownHostsError when t has no file, the write's error naming
+// the file, and an error when the files do not vouch for key afterwards.
+func AddKnownHost(t Target, key ssh.PublicKey, hash bool) error {
+	file, err := KnownHostsFile(t)
+	if err != nil {
+		return err
+	}
+	if err := AppendKnownHost(file, KnownHostsLine(t, key, hash)); err != nil {
+		return err
+	}
+	if err := CheckHostKey(t, key); err != nil {
+		return fmt.Errorf("added the key to %s, but it does not vouch for %s now: %w", file, t.Addr(), err)
+	}
+	return nil
+}
+
 // AppendKnownHost appends line and a newline to the known_hosts file path,
 // creating the file 0600 and its directory 0700 when missing, and starting
 // a new line first when the file does not end with one.

@@ -319,6 +319,38 @@ func TestAppendKnownHost(t *testing.T) {
 	})
 }
 
+// TestAddKnownHost: the writer adds to the first UserKnownHostsFile, which
+// then vouches for the key, and refuses a guest with no file.
+func TestAddKnownHost(t *testing.T) {
+	f := newFixture(t)
+	key := f.srv.hostKey.PublicKey()
+	dir := t.TempDir()
+	tg := f.target
+	tg.KnownHostsFiles = []string{filepath.Join(dir, "first"), filepath.Join(dir, "second")}
+	if err := CheckHostKey(tg, key); err == nil {
+		t.Fatal("an empty known_hosts vouches for the key")
+	}
+	if err := AddKnownHost(tg, key, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHostKey(tg, key); err != nil {
+		t.Errorf("after AddKnownHost: %v", err)
+	}
+	if _, err := os.Stat(tg.KnownHostsFiles[1]); err == nil {
+		t.Error("AddKnownHost wrote to the second file")
+	}
+	b, _ := os.ReadFile(tg.KnownHostsFiles[0])
+	if !strings.HasPrefix(string(b), "|1|") {
+		t.Errorf("hash true wrote %q, want a hashed name", b)
+	}
+
+	tg.KnownHostsFiles = nil
+	var nk *NoKnownHostsError
+	if err := AddKnownHost(tg, key, false); !errors.As(err, &nk) || nk.Alias != tg.Alias {
+		t.Errorf("no files: err = %v, want *NoKnownHostsError for %q", err, tg.Alias)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // TestKnownHostsLineOpenSSH: OpenSSH's ssh, with StrictHostKeyChecking yes,

@@ -64,11 +64,6 @@ func (e *NotRunningError) Error() string {
 	return fmt.Sprintf("session %s is not running: its launcher (pid %d) is gone", e.ID, e.PID)
 }
 
-// Hint says what to do.
-func (e *NotRunningError) Hint() string {
-	return "what it left behind is cleaned up by the next 'xvmview run'; 'xvmview ps' shows the running sessions"
-}
-
 // IncompleteError means the launcher ended but left its session directory:
 // its teardown could not undo everything, and the next run will retry.
 type IncompleteError struct {
@@ -78,11 +73,6 @@ type IncompleteError struct {
 
 func (e *IncompleteError) Error() string {
 	return fmt.Sprintf("session %s ended but its teardown was incomplete: %s is still there", e.ID, e.Dir)
-}
-
-// Hint says what to do.
-func (e *IncompleteError) Hint() string {
-	return "the next 'xvmview run' retries the cleanup; the launcher's own error message says what failed"
 }
 
 // Stop ends the running session st under root with the same teardown as a

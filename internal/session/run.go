@@ -93,11 +93,6 @@ type NoXauthError struct{ Host string }
 
 func (e *NoXauthError) Error() string { return fmt.Sprintf("no xauth on guest %s", e.Host) }
 
-// Hint says what to do.
-func (e *NoXauthError) Hint() string {
-	return "install xauth on the guest (Debian/Ubuntu: apt-get install xauth; Fedora: dnf install xorg-x11-xauth)"
-}
-
 // proc is a running app or window manager, here or on the guest.
 type proc interface {
 	Done() <-chan struct{}

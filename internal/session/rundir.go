@@ -39,11 +39,6 @@ func (e *UnsafeDirError) Error() string {
 	return fmt.Sprintf("refusing runtime directory %s: %s", e.Path, e.Reason)
 }
 
-// Hint says what to do about it.
-func (e *UnsafeDirError) Hint() string {
-	return fmt.Sprintf("remove %s or fix its owner and mode (0700, owned by you), or set XDG_RUNTIME_DIR to a private directory", e.Path)
-}
-
 // ensurePrivateDir creates dir with mode 0700 if missing and checks that it
 // is a real directory (not a symlink), owned by us, with no group or other
 // permissions. It returns *UnsafeDirError when it is not.

@@ -489,3 +489,22 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestFileName(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"XAUTHORITY wins", map[string]string{"XAUTHORITY": "/x/auth", "HOME": "/home/a"}, "/x/auth"},
+		{"HOME", map[string]string{"HOME": "/home/a"}, "/home/a/.Xauthority"},
+		{"neither", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FileName(func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Errorf("FileName = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -7,47 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-// runStdin runs xvmview (this test binary) to completion with stdin and
-// returns its exit status and output. Its stderr is logged if the test fails.
-func (w *world) runStdin(stdin string, args ...string) (code int, stdout, stderr string) {
-	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = w.env()
-	cmd.Stdin = strings.NewReader(stdin)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		w.t.Fatalf("xvmview %s: %v", strings.Join(args, " "), err)
-	}
-	w.t.Cleanup(func() {
-		if w.t.Failed() {
-			w.t.Logf("xvmview %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, o.String(), e.String())
-		}
-	})
-	return code, o.String(), e.String()
-}
-
-func wantAll(t *testing.T, what, text string, wants ...string) {
-	t.Helper()
-	for _, s := range wants {
-		if !strings.Contains(text, s) {
-			t.Errorf("%s lacks %q:\n%s", what, s, text)
-		}
-	}
-}
 
 // TestCheckAndTrust: check is all green against the test guest, names a
 // missing command and an unknown host key; trust adds the key only after
@@ -206,43 +169,4 @@ window_manager = ["twm"]
 		}
 		wantAll(t, "check stdout", out, "FAIL host key: CHANGED: ", w.g.HostKeyFingerprint, "skip login: ")
 	})
-}
-
-// TestPsStop: ps lists a running session with its display and guest; stop
-// ends it with the normal teardown, and the launcher exits 143.
-func TestPsStop(t *testing.T) {
-	w := newWorld(t, true)
-	w.remoteProfile("e2e", "tcp")
-	l := w.start("run", "e2e")
-	s, _ := w.session(l)
-
-	code, out, _ := w.runStdin("", "ps")
-	if code != 0 {
-		t.Fatalf("ps: exit %d", code)
-	}
-	var row []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == s.ID {
-			row = f
-		}
-	}
-	want := []string{s.ID, "e2e", ":" + strconv.Itoa(s.Display), w.g.User + "@" + w.g.Addr + ":22", strconv.Itoa(l.cmd.Process.Pid)}
-	if len(row) != 6 || strings.Join(row[:5], " ") != strings.Join(want, " ") {
-		t.Fatalf("ps row = %q, want %q and an uptime:\n%s", row, want, out)
-	}
-
-	code, _, errOut := w.runStdin("", "stop", "e2e")
-	if code != 0 {
-		t.Errorf("stop: exit %d, want 0", code)
-	}
-	wantAll(t, "stop stderr", errOut, "session "+s.ID+" ended")
-	if st := l.wait(t); st != 143 {
-		t.Errorf("launcher exit status %d, want 143", st)
-	}
-	w.checkGone(s)
-
-	code, out, errOut = w.runStdin("", "ps")
-	if code != 0 || strings.TrimSpace(out) != "" || !strings.Contains(errOut, "no sessions running") {
-		t.Errorf("ps after stop: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
-	}
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xvmview/xvmview/internal/session"
+	"github.com/xvmview/xvmview/internal/testguest"
+)
+
+func TestCheckCLI(t *testing.T) {
+	home, _ := everydayHome(t)
+	writeProfile(t, home, "loc", "host = \"local\"\ncommand = [\"sh\"]\nwindow_manager = [\"nosuchwm-xvmview\"]\n")
+	writeProfile(t, home, "broken", "host = \"local\"\ncomand = [\"sh\"]\n")
+	writeProfile(t, home, "gone", "host = \"127.0.0.1\"\nport = 1\ncommand = [\"xterm\"]\nwindow_manager = [\"twm\"]\n")
+	emptyPath := t.TempDir()
+
+	tests := []cliCase{
+		{name: "no profile", args: []string{"check"}, wantCode: 2, wantErr: []string{"check needs a profile name"}},
+		{name: "two profiles", args: []string{"check", "a", "b"}, wantCode: 2, wantErr: []string{`unexpected argument "b"`}},
+		{name: "nothing installed, no display", args: []string{"check", "loc"},
+			env:      map[string]string{"PATH": emptyPath, "DISPLAY": ""},
+			wantCode: 1,
+			wantOut: []string{
+				"FAIL Xephyr: not found in PATH\n     hint: install it: sudo apt-get install --no-install-recommends xserver-xephyr\n",
+				"FAIL host display: no host display: DISPLAY is not set\n     hint: ",
+				"ok   profile: loc (",
+				"FAIL command: sh not found in PATH\n     hint: install sh",
+				"FAIL window manager: nosuchwm-xvmview not found in PATH",
+			},
+			wantErr: []string{"xvmview: error: 4 of 5 checks failed"}},
+		{name: "broken profile skips the rest", args: []string{"check", "broken"}, env: map[string]string{"DISPLAY": ""}, wantCode: 1,
+			wantOut: []string{"FAIL profile: ", "broken.toml:2", "skip guest and commands: the profile did not load"}},
+		{name: "unknown profile", args: []string{"check", "nosuch"}, env: map[string]string{"DISPLAY": ""}, wantCode: 1,
+			wantOut: []string{"FAIL profile: ", "nosuch"}},
+		{name: "unreachable guest", args: []string{"check", "gone"}, env: map[string]string{"DISPLAY": ""}, wantCode: 1,
+			wantOut: []string{
+				"ok   profile: gone (",
+				"FAIL guest reachable: cannot reach guest at 127.0.0.1:1",
+				"     hint: is the guest running",
+				"skip host key: the guest did not answer",
+				"skip login: the guest did not answer",
+				"skip xauth on guest: ",
+				"skip command on guest: ",
+				"skip window manager on guest: ",
+			},
+			notOut: []string{"ok   host key", "FAIL host key", "FAIL login"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.run)
+	}
+
+	t.Run("all green with Xephyr and a display", func(t *testing.T) {
+		requireTools(t, "Xephyr", "Xvfb")
+		x := testguest.StartXvfb(t, testguest.XvfbOptions{})
+		for _, kv := range x.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		writeProfile(t, home, "loc2", "host = \"local\"\ncommand = [\"sh\", \"-c\", \"true\"]\nwindow_manager = [\"sh\"]\n")
+		cliCase{args: []string{"check", "loc2"}, wantOut: []string{
+			"ok   Xephyr: ", "ok   host display: DISPLAY=" + os.Getenv("DISPLAY") + ", ", "ok   command: /", "ok   window manager: /", "all 5 checks passed",
+		}, notOut: []string{"FAIL", "skip"}}.run(t)
+	})
+}
+
+func TestCheckMarks(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tests := []struct {
+		name string
+		w    any
+		tty  bool
+	}{
+		{"buffer", &bytes.Buffer{}, false},
+		{"regular file", f, false},
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		tests = append(tests, struct {
+			name string
+			w    any
+			tty  bool
+		}{"terminal", tty, true})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			k := newChecker(&b)
+			if w, ok := tt.w.(*os.File); ok {
+				k.marks = checkMarks[isTerminal(w)]
+			}
+			k.line(session.StatusOK, "a", "fine", "")
+			k.line(session.StatusFail, "b", "broken", "fix it")
+			k.line(session.StatusSkip, "c", "needs b", "")
+			want := "ok   a: fine\nFAIL b: broken\n     hint: fix it\nskip c: needs b\n"
+			if tt.tty {
+				want = "✓    a: fine\n✗    b: broken\n     hint: fix it\n-    c: needs b\n"
+			}
+			if b.String() != want {
+				t.Errorf("output:\n%s\nwant:\n%s", b.String(), want)
+			}
+			if err := k.result(); err == nil || err.Error() != "1 of 3 checks failed" {
+				t.Errorf("result = %v, want 1 of 3 checks failed", err)
+			}
+		})
+	}
+}

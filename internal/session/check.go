@@ -1,0 +1,313 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/xephyr"
+)
+
+// CheckTimeout bounds each check that talks to a program, a display or the
+// guest.
+const CheckTimeout = 10 * time.Second
+
+// Status is a check's outcome.
+type Status int
+
+// The outcomes of a check.
+const (
+	StatusOK   Status = iota // it found what the launch needs
+	StatusFail               // it did not: Err says why
+	StatusSkip               // a check it needs did not pass
+)
+
+// CheckResult is one check's outcome.
+type CheckResult struct {
+	Name   string // what was checked, e.g. "host key"
+	Status Status
+	// Facts: what was found (StatusOK), what is wrong when the check has
+	// more to say than Err ("" otherwise), or why it was skipped.
+	Facts string
+	Err   error // StatusFail: the error, typed where the user can act on it
+}
+
+// CheckEnv is what Check needs from the caller.
+type CheckEnv struct {
+	Dirs     profile.Dirs      // where profiles are (profile.DefaultDirs())
+	Host     HostDisplay       // the display Xephyr would draw on
+	SSH      guest.Config      // where the SSH files are; zero = the usual places
+	Progress func(CheckResult) // called with each result as it is known; may be nil
+}
+
+// ProgramNotFoundError means a program a profile runs is not in the PATH
+// where it would run: here (Host "") or on the guest.
+type ProgramNotFoundError struct {
+	Program string
+	Key     string // the profile key that names it: "command" or "window_manager"
+	Host    string // the guest; "" for this machine
+}
+
+func (e *ProgramNotFoundError) Error() string {
+	if e.Host == "" {
+		return e.Program + " not found in PATH"
+	}
+	return fmt.Sprintf("%s not found in the guest's PATH on %s", e.Program, e.Host)
+}
+
+// check is one line of `xvmview check`. Adding a check is adding one to
+// checks: a name, when it applies, which check it needs, and a function
+// that returns what it found or an error.
+type check struct {
+	name string
+	// applies reports whether the check is made for p; nil: always. Checks
+	// before "profile" run before the profile is loaded and must leave it nil.
+	applies func(p profile.Profile) bool
+	needs   string // a check that must pass first; "" for none
+	// unmet is what the checks that need this one say when it failed;
+	// run may say something more precise with skipBecause.
+	unmet string
+	run   func(ctx context.Context, c *checking) (facts string, err error)
+}
+
+// checking is one Check's state, filled in as the checks pass.
+type checking struct {
+	env    CheckEnv
+	name   string
+	p      profile.Profile
+	target guest.Target
+	key    ssh.PublicKey
+	client *guest.Client
+}
+
+// skipBecause fails a check and says why the checks that need it are
+// skipped.
+type skipBecause struct {
+	because string
+	err     error
+}
+
+func (e *skipBecause) Error() string { return e.err.Error() }
+func (e *skipBecause) Unwrap() error { return e.err }
+
+func local(p profile.Profile) bool  { return p.Local() }
+func remote(p profile.Profile) bool { return !p.Local() }
+
+// checks are what `xvmview run` needs, in order.
+var checks = []check{
+	{name: "Xephyr", run: checkXephyr},
+	{name: "host display", run: checkHostDisplay},
+	{name: "profile", run: checkProfile, unmet: "the profile did not load"},
+	{name: "command", applies: local, needs: "profile", run: func(_ context.Context, c *checking) (string, error) {
+		return localProgram(c.p.Command, "command")
+	}},
+	{name: "window manager", applies: func(p profile.Profile) bool { return p.Local() && len(p.WindowManager) > 0 }, needs: "profile",
+		run: func(_ context.Context, c *checking) (string, error) {
+			return localProgram(c.p.WindowManager, "window_manager")
+		}},
+	{name: "guest reachable", applies: remote, needs: "profile", run: checkReachable, unmet: "the guest did not answer"},
+	{name: "host key", applies: remote, needs: "guest reachable", run: checkHostKey, unmet: "the host key is not trusted"},
+	{name: "login", applies: remote, needs: "host key", run: checkLogin, unmet: "the login failed"},
+	{name: "xauth on guest", applies: remote, needs: "login", run: func(ctx context.Context, c *checking) (string, error) {
+		return c.remoteProgram(ctx, "xauth", "")
+	}},
+	{name: "command on guest", applies: remote, needs: "login", run: func(ctx context.Context, c *checking) (string, error) {
+		return c.remoteProgram(ctx, c.p.Command[0], "command")
+	}},
+	{name: "window manager on guest", applies: func(p profile.Profile) bool { return !p.Local() && len(p.WindowManager) > 0 }, needs: "login",
+		run: func(ctx context.Context, c *checking) (string, error) {
+			return c.remoteProgram(ctx, c.p.WindowManager[0], "window_manager")
+		}},
+	{name: "port forwarding", applies: func(p profile.Profile) bool { return !p.Local() && p.Transport == profile.TransportSSH }, needs: "login",
+		run: func(ctx context.Context, c *checking) (string, error) {
+			// The ssh transport carries X in a remote forward on the guest.
+			if err := c.client.CheckForwarding(ctx); err != nil {
+				return "", err
+			}
+			return "the guest's sshd allows remote forwarding (transport ssh)", nil
+		}},
+}
+
+// Check makes every check that `xvmview run NAME` needs, in order, each
+// bounded by CheckTimeout, and returns one result per check. A check whose
+// needed check did not pass is skipped; when the profile does not load, one
+// skipped result named "guest and commands" stands for the rest. Results
+// are also handed to env.Progress as they are known.
+func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
+	c := &checking{env: env, name: name}
+	defer func() {
+		if c.client != nil {
+			c.client.Close()
+		}
+	}()
+	var out []CheckResult
+	add := func(r CheckResult) {
+		out = append(out, r)
+		if env.Progress != nil {
+			env.Progress(r)
+		}
+	}
+	unmet := map[string]string{} // check name -> why the checks needing it are skipped
+	loaded := false
+	for _, k := range checks {
+		if k.applies != nil {
+			if !loaded {
+				if why, failed := unmet["profile"]; failed {
+					add(CheckResult{Name: "guest and commands", Status: StatusSkip, Facts: why})
+					return out
+				}
+				loaded = true
+			}
+			if !k.applies(c.p) {
+				continue
+			}
+		}
+		if why, failed := unmet[k.needs]; k.needs != "" && failed {
+			unmet[k.name] = why
+			add(CheckResult{Name: k.name, Status: StatusSkip, Facts: why})
+			continue
+		}
+		kctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		facts, err := k.run(kctx, c)
+		cancel()
+		if err == nil {
+			add(CheckResult{Name: k.name, Status: StatusOK, Facts: facts})
+			continue
+		}
+		unmet[k.name] = k.unmet
+		var sb *skipBecause
+		if errors.As(err, &sb) {
+			unmet[k.name], err = sb.because, sb.err
+		}
+		add(CheckResult{Name: k.name, Status: StatusFail, Facts: facts, Err: err})
+	}
+	return out
+}
+
+func checkXephyr(ctx context.Context, _ *checking) (string, error) {
+	path, version, err := xephyr.Probe(ctx, "")
+	var nf *xephyr.NotFoundError
+	if errors.As(err, &nf) {
+		return "not found in PATH", err
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s (%s)", path, version), nil
+}
+
+func checkHostDisplay(ctx context.Context, c *checking) (string, error) {
+	facts, release, err := c.env.Host.Open(ctx)
+	if err != nil {
+		return "", err
+	}
+	release()
+	return fmt.Sprintf("DISPLAY=%s, %dx%d", c.env.Host.Display, facts.Width, facts.Height), nil
+}
+
+func checkProfile(_ context.Context, c *checking) (string, error) {
+	p, err := profile.Load(c.name, c.env.Dirs)
+	if err != nil {
+		return "", err
+	}
+	c.p = p
+	if p.Local() {
+		return fmt.Sprintf("%s (%s): runs on this machine", p.Name, p.Source), nil
+	}
+	return fmt.Sprintf("%s (%s): guest %s, transport %s", p.Name, p.Source, p.Host, p.Transport), nil
+}
+
+// localProgram checks that argv[0] of a local profile's command runs here.
+func localProgram(argv []string, key string) (string, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return "", &ProgramNotFoundError{Program: argv[0], Key: key}
+	}
+	return path, nil
+}
+
+func checkReachable(ctx context.Context, c *checking) (string, error) {
+	t, err := ResolveGuest(c.p, c.env.SSH)
+	if err != nil {
+		return "", &skipBecause{"the guest's address is unknown", err}
+	}
+	c.target = t
+	key, err := guest.FetchHostKey(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	c.key = key
+	return fmt.Sprintf("%s at %s: sshd answers", t.Alias, t.Addr()), nil
+}
+
+func checkHostKey(_ context.Context, c *checking) (string, error) {
+	t := c.target
+	err := guest.CheckHostKey(t, c.key)
+	var hk *guest.HostKeyError
+	switch {
+	case err == nil:
+		return fmt.Sprintf("%s %s is known", c.key.Type(), ssh.FingerprintSHA256(c.key)), nil
+	case errors.As(err, &hk) && hk.Changed:
+		return fmt.Sprintf("CHANGED: %s presents %s %s, but %s line %d holds a different key", t.Addr(), hk.KeyType, hk.Fingerprint, hk.KnownHosts, hk.Line), err
+	case errors.As(err, &hk):
+		return fmt.Sprintf("unknown: %s %s is not in %s", hk.KeyType, hk.Fingerprint, strings.Join(t.KnownHostsFiles, ", ")), err
+	}
+	return "", err
+}
+
+func checkLogin(ctx context.Context, c *checking) (string, error) {
+	// The client outlives ctx: ctx bounds the dial only.
+	cl, err := guest.Dial(ctx, c.target, guest.DialOptions{KeepAlive: -1})
+	if err != nil {
+		return "", err
+	}
+	c.client = cl
+	return "as " + c.target.User, nil
+}
+
+// remoteProgram checks with `command -v` that prog runs on the guest, in the
+// PATH the guest's sshd gives commands (the one xvmview run uses). key is
+// the profile key naming prog; "" for xauth, which the launch itself needs.
+func (c *checking) remoteProgram(ctx context.Context, prog, key string) (string, error) {
+	cmd, err := guest.Command(nil, []string{"command", "-v", prog})
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	err = c.client.Run(ctx, cmd, nil, &limitedWriter{w: &out, n: 4096}, io.Discard)
+	var ee *guest.ExitError
+	switch {
+	case errors.As(err, &ee) && key == "":
+		return prog + " not found in the guest's PATH", &NoXauthError{Host: c.target.HostName}
+	case errors.As(err, &ee):
+		return prog + " not found in the guest's PATH", &ProgramNotFoundError{Program: prog, Key: key, Host: c.target.HostName}
+	case err != nil:
+		return "", err
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// limitedWriter keeps the first n bytes written to it and drops the rest:
+// the guest decides how much it sends.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if k := min(len(p), l.n); k > 0 {
+		if _, err := l.w.Write(p[:k]); err != nil {
+			return 0, err
+		}
+		l.n -= k
+	}
+	return len(p), nil
+}

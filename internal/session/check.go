@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xephyr"
 )
@@ -292,8 +293,12 @@ func (c *checking) remoteProgram(ctx context.Context, prog, key string) (string,
 	case err != nil:
 		return "", err
 	}
-	return strings.TrimSpace(out.String()), nil
+	return programFacts(out.String()), nil
 }
+
+// programFacts is what `command -v` printed on the guest, as one line: the
+// guest's bytes could otherwise forge further check lines ("\nok   ...").
+func programFacts(out string) string { return guesttext.Line(strings.TrimSpace(out)) }
 
 // limitedWriter keeps the first n bytes written to it and drops the rest:
 // the guest decides how much it sends.

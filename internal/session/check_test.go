@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 )
 
@@ -82,6 +83,29 @@ func TestCheck(t *testing.T) {
 	for _, r := range rs[4:] {
 		if r.Facts != "the guest did not answer" || r.Err != nil {
 			t.Errorf("%s: %+v, want skipped because the guest did not answer", r.Name, r)
+		}
+	}
+}
+
+// TestProgramFacts: what the guest printed for `command -v` stays on its
+// check's line, cannot paint the terminal and is capped.
+func TestProgramFacts(t *testing.T) {
+	tests := []struct{ out, want string }{
+		{"/usr/bin/xauth\n", "/usr/bin/xauth"},
+		{"/bin/x\nok   login: forged\n", "/bin/x^Jok   login: forged"},
+		{"\x1b]0;title\a/usr/bin/x", "^[]0;title^G/usr/bin/x"},
+		{strings.Repeat("a", 10000) + "\n", ""}, // only the cap is checked
+	}
+	for _, tt := range tests {
+		got := programFacts(tt.out)
+		if strings.ContainsAny(got, "\n\r\x1b\a") {
+			t.Errorf("programFacts(%q) = %q: a control passed", tt.out, got)
+		}
+		if tt.want != "" && got != tt.want {
+			t.Errorf("programFacts(%q) = %q, want %q", tt.out, got, tt.want)
+		}
+		if len(got) > guesttext.LineMax {
+			t.Errorf("programFacts of %d bytes is %d bytes long", len(tt.out), len(got))
 		}
 	}
 }

@@ -35,7 +35,8 @@ type End int
 
 // The ways a session ends.
 const (
-	EndApp       End = iota // the app exited; Result.Status is its status
+	EndNone      End = iota // not ended (yet): the zero value
+	EndApp                  // the app exited; Result.Status is its status
 	EndXephyr               // the Xephyr window was closed (or the server died)
 	EndGuestLost            // the SSH connection to the guest dropped
 	EndCanceled             // the context was canceled: a signal
@@ -43,6 +44,8 @@ const (
 
 func (e End) String() string {
 	switch e {
+	case EndNone:
+		return "not ended"
 	case EndApp:
 		return "the app exited"
 	case EndXephyr:
@@ -118,7 +121,7 @@ func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 		}
 	}()
 	res, err = r.run(ctx)
-	if err != nil && res.End == EndApp && r.started {
+	if err != nil && res.End == EndNone && r.started {
 		switch {
 		case ctx.Err() != nil:
 			// A signal during setup: not a failure, and no half-made error.
@@ -393,7 +396,7 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 
 	env := []string{"DISPLAY=" + display}
 	if len(r.pl.WindowManager) > 0 {
-		p, err := c.Start(ctx, guest.ProcSpec{Env: env, Argv: r.pl.WindowManager, Stdout: r.o.Stdout, Stderr: r.o.Stderr})
+		p, err := c.Start(ctx, r.guestProc(env, r.pl.WindowManager))
 		if err != nil {
 			return nil, nil, fmt.Errorf("start window manager on %s: %w", r.pl.Guest.HostName, err)
 		}
@@ -401,13 +404,19 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 		r.push("window manager", p.Close)
 		r.waitWM(ctx, p)
 	}
-	p, err := c.Start(ctx, guest.ProcSpec{Env: env, Argv: r.pl.Command, Stdout: r.o.Stdout, Stderr: r.o.Stderr})
+	p, err := c.Start(ctx, r.guestProc(env, r.pl.Command))
 	if err != nil {
 		return wm, nil, fmt.Errorf("start %s on %s: %w", r.pl.Command[0], r.pl.Guest.HostName, err)
 	}
 	r.push("app", p.Close)
 	r.phase("started " + r.pl.Command[0] + " on " + r.pl.Guest.HostName)
 	return wm, p, nil
+}
+
+// guestProc is how a guest program of the session runs: with the session's
+// output and the configured grace between SIGTERM and SIGKILL.
+func (r *runner) guestProc(env, argv []string) guest.ProcSpec {
+	return guest.ProcSpec{Env: env, Argv: argv, Stdout: r.o.Stdout, Stderr: r.o.Stderr, Grace: r.pl.Timeouts.Grace}
 }
 
 // removeGuestEntry removes the display's entry from the guest's Xauthority,

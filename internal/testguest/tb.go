@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 )
 
 // TB is the subset of testing.TB this package uses, so that it does not
@@ -78,6 +79,25 @@ func StartXvfb(tb TB, opts XvfbOptions) *Xvfb {
 		}
 	})
 	return x
+}
+
+// Missing is the one way a test meets a missing prerequisite: it skips the
+// test, or fails it when CI=true (CI installs everything: a skip there would
+// hide a test that never ran). what and hint are as in PrereqError.
+func Missing(tb TB, what, hint string) {
+	tb.Helper()
+	skipOrFail(tb, &PrereqError{What: what, Hint: hint})
+}
+
+// NeedProgram returns the path of program, looked up in PATH, or calls
+// Missing naming the Debian package pkg that provides it.
+func NeedProgram(tb TB, program, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(program)
+	if err != nil {
+		Missing(tb, "program "+program, "install the "+pkg+" package")
+	}
+	return p
 }
 
 func skipOrFail(tb TB, err error) {

@@ -50,6 +50,7 @@ func hintFor(err error, profileName, display string) string {
 		un  *session.UnreachableError
 		hk  *session.HostKeyError
 		au  *session.AuthError
+		dr  *session.HandshakeDroppedError
 		pe  *profile.Error
 		gl  *session.GuestLostError
 		ope *session.OpenDisplayError
@@ -83,6 +84,10 @@ func hintFor(err error, profileName, display string) string {
 	case errors.As(err, &hk):
 		return fmt.Sprintf("compare the fingerprint with the guest's own (on its console: %s), then accept it with `xvmview trust %s`",
 			fingerprintCommand(hk.KeyType), profileName)
+	case errors.As(err, &dr):
+		return "the guest's sshd drops new connections while too many logins are in progress (MaxStartups in " +
+			"/etc/ssh/sshd_config on the guest, default 10:30:100): start fewer sessions at once, or raise it there " +
+			"(e.g. \"MaxStartups 50:30:200\") and reload sshd; check the guest's sshd log"
 	case errors.As(err, &au):
 		return fmt.Sprintf("check the user and keys with: ssh -v %s", au.Addr)
 	case errors.As(err, &pe):

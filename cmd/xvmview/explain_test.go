@@ -3,6 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -36,6 +40,7 @@ func TestHintFor(t *testing.T) {
 		{"Xephyr cannot open the display", &session.XephyrExitError{Display: -1}, []string{"DISPLAY=:5"}, nil},
 		{"guest config", &session.GuestConfigError{Profile: "web-prof", Err: errors.New("bad")}, []string{"~/.ssh/config"}, nil},
 		{"unreachable", &session.UnreachableError{Addr: "10.0.0.2:22"}, []string{"is the guest running", "10.0.0.2:22"}, nil},
+		{"handshake dropped", &session.HandshakeDroppedError{Addr: "g:22", Tries: 3}, []string{"MaxStartups"}, nil},
 		{"auth", &session.AuthError{Addr: "10.0.0.2:22"}, []string{"ssh -v 10.0.0.2:22"}, nil},
 		{"profile", &profile.Error{Source: "x.toml"}, []string{"fix the profile"}, nil},
 		{"forwarding refused", &session.ForwardingRefusedError{Addr: "g:22"}, []string{`transport = "tcp"`}, nil},
@@ -69,5 +74,30 @@ func TestHintFor(t *testing.T) {
 	}
 	if got := hintFor(errors.New("plain"), "", ""); got != "" {
 		t.Errorf("hint for a plain error = %q, want none", got)
+	}
+}
+
+// TestNoLibraryHints: advice lives in hintFor, next to the other hints, so
+// that it cannot disagree with them; a Hint method in a library package
+// would never be printed.
+func TestNoLibraryHints(t *testing.T) {
+	files, err := filepath.Glob("../../internal/*/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no library files found (err %v)", err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range af.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Name.Name == "Hint" {
+				t.Errorf("%s: %s has a Hint method: put its advice in cmd/xvmview/explain.go", fset.Position(fd.Pos()), f)
+			}
+		}
 	}
 }

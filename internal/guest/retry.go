@@ -36,13 +36,6 @@ func (e *HandshakeDroppedError) Error() string {
 
 func (e *HandshakeDroppedError) Unwrap() error { return e.Err }
 
-// Hint says what to do.
-func (e *HandshakeDroppedError) Hint() string {
-	return "the guest's sshd drops new connections while too many logins are in progress (MaxStartups in " +
-		"/etc/ssh/sshd_config on the guest, default 10:30:100): start fewer sessions at once, or raise it there " +
-		"(e.g. \"MaxStartups 50:30:200\") and reload sshd; check the guest's sshd log"
-}
-
 // closedEarly reports whether err is the guest closing the connection: an
 // end of input or a reset, as sshd does to a connection it drops.
 func closedEarly(err error) bool {

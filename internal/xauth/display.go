@@ -49,6 +49,81 @@ func (e *DisplayError) Error() string {
 	return "bad X display name " + strconv.Quote(e.Name) + ": " + e.Reason
 }
 
+// DisplayName is a display name split into its parts, the syntax libxcb
+// and xauth share: [PROTOCOL/]HOST:NUMBER[.SCREEN], where HOST may be an
+// IPv6 address (in brackets or bare), "HOST/unix" names the local socket of
+// HOST (as xauth lists entries), and a HOST starting with "/" is the path of
+// a socket (launchd's "/tmp/launch-x/org.xquartz:0").
+type DisplayName struct {
+	Protocol string // as written before "/", e.g. "tcp"; "" when none
+	Host     string // brackets removed; "" for ":N"; the path for a socket path
+	Unix     bool   // a local socket named by "HOST/unix" or a path
+	Number   int
+	Screen   int // 0 when absent
+}
+
+// SplitDisplay splits a display name into its parts, checking only its
+// syntax. It returns a *DisplayError for a name without ":", a number or
+// screen that is not decimal digits, DECnet ("HOST::N"), malformed
+// brackets and an empty protocol or "/unix" host.
+func SplitDisplay(name string) (DisplayName, error) {
+	bad := func(reason string) (DisplayName, error) {
+		return DisplayName{}, &DisplayError{Name: name, Reason: reason}
+	}
+	colon := strings.LastIndexByte(name, ':')
+	if colon < 0 {
+		return bad("no \":\" before the display number")
+	}
+	host, rest := name[:colon], name[colon+1:]
+	num, screen, hasScreen := strings.Cut(rest, ".")
+	var d DisplayName
+	var ok bool
+	if d.Number, ok = decimal(num); !ok {
+		return bad("display number must be decimal digits")
+	}
+	if hasScreen {
+		if d.Screen, ok = decimal(screen); !ok {
+			return bad("screen number must be decimal digits")
+		}
+	}
+	if h, ok := strings.CutSuffix(host, "/unix"); ok {
+		if h == "" || strings.ContainsAny(h, "/:") {
+			return bad("host before \"/unix\" is empty or malformed")
+		}
+		d.Host, d.Unix = h, true
+		return d, nil
+	}
+	if strings.HasPrefix(host, "/") {
+		d.Host, d.Unix = host, true
+		return d, nil
+	}
+	if p, h, ok := strings.Cut(host, "/"); ok {
+		if p == "" || strings.Contains(h, "/") {
+			return bad("malformed protocol prefix")
+		}
+		d.Protocol, host = p, h
+	}
+	if strings.HasSuffix(host, ":") && !strings.HasSuffix(host, "]:") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return bad("DECnet (\"::\") is not supported")
+		}
+	}
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") || len(host) < 3 {
+			return bad("unbalanced \"[\" in IPv6 address")
+		}
+		host = host[1 : len(host)-1]
+		if !strings.Contains(host, ":") {
+			return bad("brackets hold no IPv6 address")
+		}
+	}
+	if strings.ContainsAny(host, "[]") {
+		return bad("stray brackets")
+	}
+	d.Host = host
+	return d, nil
+}
+
 // ParseDisplay maps a display name to the key xauth stores for it and libxcb
 // looks up, given this machine's host name (os.Hostname). The forms:
 //
@@ -62,28 +137,18 @@ func (e *DisplayError) Error() string {
 // names, this machine's own name included (it may resolve to 127.0.1.1 or a
 // LAN address, which xauth would store as Internet), would need name
 // resolution, which this package does not do, and
-// DECnet (HOST::N) and protocol prefixes (tcp/HOST:N) are not supported,
-// as in xauth: all of these, and malformed names, give a *DisplayError.
+// DECnet (HOST::N), protocol prefixes (tcp/HOST:N) and socket paths are not
+// supported, as in xauth: all of these, and malformed names (SplitDisplay),
+// give a *DisplayError.
 func ParseDisplay(name, hostname string) (Display, error) {
 	bad := func(reason string) (Display, error) {
 		return Display{}, &DisplayError{Name: name, Reason: reason}
 	}
-	colon := strings.LastIndexByte(name, ':')
-	if colon < 0 {
-		return bad("no \":\" before the display number")
+	s, err := SplitDisplay(name)
+	if err != nil {
+		return Display{}, err
 	}
-	host, rest := name[:colon], name[colon+1:]
-	num, screen, hasScreen := strings.Cut(rest, ".")
-	n, ok := decimal(num)
-	if !ok {
-		return bad("display number must be decimal digits")
-	}
-	d := Display{Host: host, Number: strconv.Itoa(n)}
-	if hasScreen {
-		if d.Screen, ok = decimal(screen); !ok {
-			return bad("screen number must be decimal digits")
-		}
-	}
+	d := Display{Host: s.Host, Number: strconv.Itoa(s.Number), Screen: s.Screen}
 	local := func(addr string) (Display, error) {
 		if addr == "" {
 			return bad("a local display needs this machine's host name")
@@ -91,33 +156,14 @@ func ParseDisplay(name, hostname string) (Display, error) {
 		d.Family, d.Address = FamilyLocal, []byte(addr)
 		return d, nil
 	}
-	if h, ok := strings.CutSuffix(host, "/unix"); ok {
-		if h == "" || strings.ContainsAny(h, "/:") {
-			return bad("host before \"/unix\" is empty or malformed")
-		}
-		d.Host = h
-		return local(h)
-	}
-	if strings.HasSuffix(host, ":") && !strings.HasSuffix(host, "]:") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return bad("DECnet (\"::\") is not supported")
-		}
-	}
-	if strings.HasPrefix(host, "[") {
-		if !strings.HasSuffix(host, "]") || len(host) < 3 {
-			return bad("unbalanced \"[\" in IPv6 address")
-		}
-		host = host[1 : len(host)-1]
-		d.Host = host
-		if !strings.Contains(host, ":") {
-			return bad("brackets hold no IPv6 address")
-		}
-	}
+	host := s.Host
 	switch {
+	case s.Protocol != "" || (s.Unix && strings.HasPrefix(host, "/")):
+		return bad("protocol prefixes and socket paths are not supported")
+	case s.Unix:
+		return local(host)
 	case host == "" || host == "unix" || strings.EqualFold(host, "localhost"):
 		return local(hostname)
-	case strings.ContainsAny(host, "/[]"):
-		return bad("protocol prefixes and stray brackets are not supported")
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {

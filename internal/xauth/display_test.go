@@ -188,3 +188,44 @@ func TestFamilyString(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitDisplay(t *testing.T) {
+	tests := []struct {
+		in   string
+		want DisplayName
+		err  string
+	}{
+		{in: ":0", want: DisplayName{}},
+		{in: ":007.2", want: DisplayName{Number: 7, Screen: 2}},
+		{in: "unix:3", want: DisplayName{Host: "unix", Number: 3}},
+		{in: "localhost:10.0", want: DisplayName{Host: "localhost", Number: 10}},
+		{in: "tcp/10.0.0.5:1", want: DisplayName{Protocol: "tcp", Host: "10.0.0.5", Number: 1}},
+		{in: "tcp/[::1]:1", want: DisplayName{Protocol: "tcp", Host: "::1", Number: 1}},
+		{in: "::1:16", want: DisplayName{Host: "::1", Number: 16}},
+		{in: "other/unix:9", want: DisplayName{Host: "other", Unix: true, Number: 9}},
+		{in: "/tmp/launch-x/org.xquartz:0", want: DisplayName{Host: "/tmp/launch-x/org.xquartz", Unix: true}},
+		{in: "example.org:4", want: DisplayName{Host: "example.org", Number: 4}},
+		{in: "", err: `no ":"`},
+		{in: ":x", err: "display number"},
+		{in: ":1.x", err: "screen"},
+		{in: "/foo:1", want: DisplayName{Host: "/foo", Unix: true, Number: 1}},
+		{in: "/bar:1.", err: "screen"},
+		{in: "a/b/c:1", err: "protocol"},
+		{in: "/x:a", err: "display number"},
+		{in: "host::0", err: "DECnet"},
+		{in: "[::1:5", err: "unbalanced"},
+		{in: "a]b:5", err: "stray"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := SplitDisplay(tt.in)
+			var de *DisplayError
+			switch {
+			case tt.err != "" && (!errors.As(err, &de) || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("SplitDisplay(%q) error = %v, want a *DisplayError containing %q", tt.in, err, tt.err)
+			case tt.err == "" && (err != nil || got != tt.want):
+				t.Errorf("SplitDisplay(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}

@@ -144,54 +144,46 @@ func parseRulesNames(v []byte) XKB {
 // hostDisplay is a parsed DISPLAY value.
 type hostDisplay struct {
 	network, address string // for net.Dial
-	local            bool   // unix socket or loopback TCP: Xauthority family Local
-	host             string // TCP host otherwise
-	number           string // display number as written
+	local            bool   // its Xauthority key is family Local (this machine's name)
+	key              string // for TCP: the name xauth.ParseDisplay maps to the key
+	number           string // display number, canonical decimal
 	screen           int
 }
 
-// parseDisplay parses a DISPLAY value the way libxcb does for the forms in
-// use: [/path/sock]:N, [unix]:N, [tcp/]host:N, each with an optional .S.
+// parseDisplay parses a DISPLAY value with xauth.SplitDisplay, the one
+// parser of display names, for the forms libxcb connects to:
+// [/path/sock]:N, [unix]:N, [tcp/]host:N, each with an optional .S. Which
+// Xauthority entry belongs to it is xauth.ParseDisplay's rule: only
+// localhost, 127.0.0.1 and ::1 are this machine (family Local), as in libxcb.
 func parseDisplay(display string) (hostDisplay, error) {
 	bad := func(why string) (hostDisplay, error) {
 		return hostDisplay{}, fmt.Errorf("host display %q: %s; expected a DISPLAY value like :0", display, why)
 	}
-	colon := strings.LastIndex(display, ":")
-	if colon < 0 {
-		return bad("no ':'")
-	}
-	host, rest := display[:colon], display[colon+1:]
-	var d hostDisplay
-	d.number = rest
-	if dot := strings.LastIndex(rest, "."); dot >= 0 {
-		d.number = rest[:dot]
-		s, err := strconv.Atoi(rest[dot+1:])
-		if err != nil || s < 0 {
-			return bad("bad screen number")
+	s, err := xauth.SplitDisplay(display)
+	if err != nil {
+		var de *xauth.DisplayError
+		if errors.As(err, &de) {
+			return bad(de.Reason)
 		}
-		d.screen = s
+		return bad(err.Error())
 	}
-	n, err := strconv.Atoi(d.number)
-	if err != nil || n < 0 || n > 65535-6000 {
-		return bad("bad display number")
+	if s.Number > 65535-6000 {
+		return bad("display number too large for a TCP port")
 	}
+	d := hostDisplay{number: strconv.Itoa(s.Number), screen: s.Screen}
 	switch {
-	case strings.HasPrefix(host, "/"):
-		d.network, d.address, d.local = "unix", display[:colon]+":"+d.number, true
-	case host == "" || host == "unix":
-		d.network, d.address, d.local = "unix", socketPath(n), true
+	case s.Unix && strings.HasPrefix(s.Host, "/"):
+		d.network, d.address, d.local = "unix", s.Host+":"+d.number, true
+	case s.Unix || (s.Protocol != "" && s.Protocol != "tcp"):
+		return bad("unsupported protocol")
+	case s.Protocol == "" && (s.Host == "" || s.Host == "unix"):
+		d.network, d.address, d.local = "unix", socketPath(s.Number), true
 	default:
-		host = strings.TrimPrefix(host, "tcp/")
-		if strings.Contains(host, "/") {
-			return bad("unsupported protocol")
-		}
-		h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		d.network, d.address, d.host = "tcp", net.JoinHostPort(h, strconv.Itoa(6000+n)), h
-		if h == "localhost" {
-			d.local = true
-		} else if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
-			d.local = true
-		}
+		d.network, d.address = "tcp", net.JoinHostPort(s.Host, strconv.Itoa(6000+s.Number))
+		d.key = d.address[:strings.LastIndexByte(d.address, ':')] + ":" + d.number
+		// The key's host part never matters for Local: a placeholder name.
+		k, err := xauth.ParseDisplay(d.key, "-")
+		d.local = err == nil && k.Family == xauth.FamilyLocal
 	}
 	return d, nil
 }
@@ -214,24 +206,18 @@ func lookupCookie(path string, d hostDisplay) (string, error) {
 			return "", fmt.Errorf("find Xauthority entry: %w", err)
 		}
 		addr = []byte(hn)
+	} else if k, err := xauth.ParseDisplay(d.key, "-"); err == nil {
+		family, addr = k.Family, k.Address
 	} else {
-		ip := net.ParseIP(d.host)
-		switch {
-		case ip == nil:
-			// A host name: resolving it is libxcb's business; only
-			// Wild entries can match here.
-			var wild []xauth.Entry
-			for _, e := range entries {
-				if e.Family == xauth.FamilyWild {
-					wild = append(wild, e)
-				}
+		// A host name: resolving it is libxcb's business; only Wild
+		// entries can match here.
+		var wild []xauth.Entry
+		for _, e := range entries {
+			if e.Family == xauth.FamilyWild {
+				wild = append(wild, e)
 			}
-			entries, family = wild, xauth.FamilyWild
-		case ip.To4() != nil:
-			family, addr = xauth.FamilyInternet, ip.To4()
-		default:
-			family, addr = xauth.FamilyInternet6, ip.To16()
 		}
+		entries, family = wild, xauth.FamilyWild
 	}
 	e, ok := xauth.Lookup(entries, family, addr, d.number, xauth.CookieName)
 	if !ok || len(e.Data) != 16 {

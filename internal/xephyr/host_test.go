@@ -10,6 +10,7 @@ import (
 
 	"github.com/jezek/xgb/xproto"
 
+	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
 
@@ -31,7 +32,7 @@ func TestQueryHost(t *testing.T) {
 		t.Errorf("XKB = %+v, want the server's default names", facts.XKB)
 	}
 
-	setxkbmap := need(t, "setxkbmap", "x11-xkb-utils")
+	setxkbmap := testguest.NeedProgram(t, "setxkbmap", "x11-xkb-utils")
 	cmd := exec.CommandContext(ctx, setxkbmap, "-display", host.Display, "de", "nodeadkeys")
 	cmd.Env = host.Env()
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -203,6 +204,8 @@ func TestLookupCookie(t *testing.T) {
 		{"somehost:1", xauth.Cookie{}, false},
 		{"10.0.0.6:1", xauth.Cookie{}, false},
 		{":1", xauth.Cookie{}, false},
+		{":00", local0, true},                  // xauth stores the number as "0"
+		{"127.0.1.1:0", xauth.Cookie{}, false}, // not this machine to libxcb: not the Local entry
 	}
 	for _, tt := range tests {
 		t.Run(tt.display, func(t *testing.T) {

@@ -139,8 +139,17 @@ func TestParseDisplay(t *testing.T) {
 		{in: "tcp/10.0.0.5:1", network: "tcp", addr: "10.0.0.5:6001", number: "1"},
 		{in: "[::1]:1", network: "tcp", addr: "[::1]:6001", local: true, number: "1"},
 		{in: "/tmp/launch-x/org.xquartz:0", network: "unix", addr: "/tmp/launch-x/org.xquartz:0", local: true, number: "0"},
-		{in: "", wantErrContains: "no ':'"},
-		{in: "host", wantErrContains: "no ':'"},
+		// The key is xauth's: only 127.0.0.1 and ::1 are this machine, as
+		// in libxcb (this parser once took all of 127/8), and the number is
+		// canonical, as xauth stores it.
+		{in: "127.0.1.1:2", network: "tcp", addr: "127.0.1.1:6002", number: "2"},
+		{in: "localhost:05", network: "tcp", addr: "localhost:6005", local: true, number: "5"},
+		{in: "tcp/[::1]:1", network: "tcp", addr: "[::1]:6001", local: true, number: "1"},
+		{in: "", wantErrContains: `no ":"`},
+		{in: "host", wantErrContains: `no ":"`},
+		{in: ":60000", wantErrContains: "display number"},
+		{in: "other/unix:1", wantErrContains: "protocol"},
+		{in: "inet6/[::1]:1", wantErrContains: "protocol"},
 		{in: ":x", wantErrContains: "display number"},
 		{in: ":1.x", wantErrContains: "screen"},
 		{in: "foo/bar:1", wantErrContains: "protocol"},

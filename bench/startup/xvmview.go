@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
@@ -87,39 +87,25 @@ func (v *xvmview) env() []string {
 	}, v.x.Env()...)
 }
 
-// sessionState is the part of xvmview's state.json the bench reads.
-type sessionState struct {
-	Display   int `json:"display"`
-	XephyrPID int `json:"xephyr_pid"`
-}
-
-// locate finds the running session's directory under
-// $XDG_RUNTIME_DIR/xvmview, its display and Xephyr PID from state.json and
-// the cookie from server.xauth.
-func (v *xvmview) locate() (dir string, st sessionState, c xauth.Cookie, err error) {
+// locate finds the running session under $XDG_RUNTIME_DIR/xvmview whose
+// Xephyr has a display (session.ReadStates), its directory and the cookie
+// from server.xauth.
+func (v *xvmview) locate() (dir string, st session.State, c xauth.Cookie, err error) {
 	root := filepath.Join(v.runtime, "xvmview")
-	ents, err := os.ReadDir(root)
+	states, err := session.ReadStates(root)
 	if err != nil {
 		return "", st, c, fmt.Errorf("%w: %v", errNotYet, err)
 	}
-	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+	for _, s := range states {
+		if s.Display < 0 || s.XephyrPID <= 0 {
 			continue
 		}
-		d := filepath.Join(root, e.Name())
-		b, err := os.ReadFile(filepath.Join(d, "state.json"))
-		if err != nil {
-			continue
-		}
-		st = sessionState{Display: -1}
-		if err := json.Unmarshal(b, &st); err != nil || st.Display < 0 || st.XephyrPID <= 0 {
-			continue
-		}
+		d := filepath.Join(root, s.ID)
 		c, err := cookieFromFile(filepath.Join(d, "server.xauth"))
 		if err != nil {
-			return "", st, c, err
+			return "", s, c, err
 		}
-		return d, st, c, nil
+		return d, s, c, nil
 	}
 	return "", st, c, fmt.Errorf("%w: no session with a display under %s", errNotYet, root)
 }
@@ -137,7 +123,7 @@ func (v *xvmview) once(ctx context.Context, verbose bool) (d time.Duration, out 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 
-	var st sessionState
+	var st session.State
 	var dir string
 	var ino uint64
 	start := time.Now()
@@ -174,7 +160,7 @@ func (v *xvmview) memory() memUse { return v.mem }
 // it removed everything itself: Xephyr, the session directory, the guest's
 // processes and Xauthority entry, the display's socket. What it left is
 // reported, and removed so the next run starts clean.
-func (v *xvmview) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, dir string, st sessionState, ino uint64) error {
+func (v *xvmview) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, dir string, st session.State, ino uint64) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	running := true

@@ -3,12 +3,12 @@ package profiles_test
 import (
 	"bytes"
 	"io/fs"
-	"os"
 	"os/exec"
 	"slices"
 	"testing"
 
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/profiles"
 )
 
@@ -73,11 +73,7 @@ func TestDemoRunsHere(t *testing.T) {
 			continue
 		}
 		if _, err := exec.LookPath(argv[0]); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Errorf("demo needs %s: %v", argv[0], err)
-			} else {
-				t.Skipf("demo needs %s, not installed: %v", argv[0], err)
-			}
+			testguest.Missing(t, "program "+argv[0]+", which the demo runs", "run scripts/install-deps.sh")
 		}
 	}
 }

@@ -7,66 +7,18 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
 
 // alive reports whether pid runs (zombies count as gone: their parent, maybe
 // init, reaps them).
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, err := procState(pid)
-	return err == nil && st != 'Z' && st != 'X'
-}
-
-// procStat returns field 3 (state) and field 4 (ppid) of /proc/PID/stat.
-func procStat(pid int) (state byte, ppid int, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0][0], ppid, err
-}
-
-func procState(pid int) (byte, error) {
-	st, _, err := procStat(pid)
-	return st, err
-}
-
-// childrenOf returns the live children of pid.
-func childrenOf(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, pp, err := procStat(p); err == nil && pp == pid && st != 'Z' {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func alive(pid int) bool { return procfs.Alive(pid) }
 
 // waitGone polls until none of pids is alive or ctx ends; it returns the
 // ones still alive.
@@ -236,31 +188,17 @@ func launcherMemory(root int) memUse {
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = queue[1:]
-		queue = append(queue, childrenOf(pid)...)
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) == "Xephyr" {
+		queue = append(queue, procfs.Children(pid)...)
+		if st, err := procfs.ReadStat(pid); err != nil || st.Comm == "Xephyr" {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		rss, pss, err := procfs.Memory(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
 		m.procs++
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) != 3 || f[2] != "kB" {
-				continue
-			}
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				continue
-			}
-			switch f[0] {
-			case "Rss:":
-				m.rss += kb << 10
-			case "Pss:":
-				m.pss += kb << 10
-			}
-		}
+		m.rss += rss
+		m.pss += pss
 	}
 	return m
 }

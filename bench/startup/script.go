@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
@@ -175,7 +176,7 @@ func (s *script) once(ctx context.Context, trace bool) (d time.Duration, out str
 		// Only the script's own Xephyr: its lock file names a child of
 		// the script. (Another server could hold the socket, and one
 		// without access control would accept any cookie.)
-		if _, ppid, err := procStat(lockPID(n)); err != nil || ppid != bash {
+		if st, err := procfs.ReadStat(lockPID(n)); err != nil || st.PPID != bash {
 			return n, xauth.Cookie{}, fmt.Errorf("%w: /tmp/.X%d-lock does not name the script's Xephyr", errNotYet, n)
 		}
 		c, err := cookieFromFile(file)
@@ -219,7 +220,7 @@ func (s *script) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan stru
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	xpid := lockPID(n) // our Xephyr's, from its lock file
-	kids := childrenOf(cmd.Process.Pid)
+	kids := procfs.Children(cmd.Process.Pid)
 	ps, _, err := guestProcs(s.g)
 	if err != nil {
 		errs = append(errs, err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -53,10 +54,7 @@ func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing (CI=true: .ci/run must install it)", tool)
-			}
-			t.Skipf("%s is missing", tool)
+			testguest.Missing(t, "program "+tool, ".ci/run installs it (scripts/install-deps.sh)")
 		}
 	}
 }
@@ -241,7 +239,7 @@ func (w *world) guestRun(script string, stdin string) (string, error) {
 // processes.
 func (w *world) checkGone(s session.State) {
 	w.t.Helper()
-	if argv, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.XephyrPID)); err == nil && bytes.Contains(argv, []byte("Xephyr")) {
+	if argv, _ := procfs.Cmdline(s.XephyrPID); strings.Contains(strings.Join(argv, " "), "Xephyr") {
 		w.t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
 	}
 	root := filepath.Join(w.runtime, "xvmview")
@@ -313,7 +311,7 @@ transport = %q
 func holdDisplay(t *testing.T, n, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil && !isZombie(pid) {
+	for procfs.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the killed session's Xephyr (pid %d) is still running", pid)
 		}
@@ -329,15 +327,6 @@ func holdDisplay(t *testing.T, n, pid int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("Xvfb :%d did not start", n)
-}
-
-func isZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // holdGuestPort listens on the guest's 127.0.0.1:port (inside its network

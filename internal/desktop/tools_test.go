@@ -14,21 +14,9 @@ import (
 	"time"
 
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/profiles"
 )
-
-// requireTool skips the test when tool is missing, or fails it under CI=true.
-func requireTool(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (CI=true: install the %s package)", tool, pkg)
-		}
-		t.Skipf("%s is missing (package %s)", tool, pkg)
-	}
-	return p
-}
 
 // validate runs desktop-file-validate on the entry e written to dir and
 // fails the test on any error or warning it reports (hints are allowed).
@@ -58,7 +46,7 @@ func validate(t *testing.T, tool, dir string, e Entry) {
 // validator of freedesktop.org: the built-in profiles, odd descriptions,
 // every registered category, and xvmview at nasty paths.
 func TestValidate(t *testing.T) {
-	tool := requireTool(t, "desktop-file-validate", "desktop-file-utils")
+	tool := testguest.NeedProgram(t, "desktop-file-validate", "desktop-file-utils")
 	dir := t.TempDir()
 
 	names, err := fsGlob()
@@ -134,7 +122,7 @@ func allCategories() []string {
 // nasty paths, with a stand-in xvmview that reports its argv, and checks
 // that it ran with exactly the path, "run" and the profile name.
 func TestLaunch(t *testing.T) {
-	gio := requireTool(t, "gio", "libglib2.0-bin")
+	gio := testguest.NeedProgram(t, "gio", "libglib2.0-bin")
 	for _, nb := range nastyBinaries {
 		if strings.Contains(nb.path, "%") {
 			// GLib looks for the program before it expands "%%" to

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/testguest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -357,13 +358,7 @@ func ptr[T any](v T) *T { return &v }
 // accepts the lines we write (plain and hashed, for a port other than 22:
 // the "[host]:port" form) and refuses without them.
 func TestKnownHostsLineOpenSSH(t *testing.T) {
-	sshPath, err := exec.LookPath("ssh")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ssh is missing (CI=true: install openssh-client)")
-		}
-		t.Skip("ssh (openssh-client) is missing")
-	}
+	sshPath := testguest.NeedProgram(t, "ssh", "openssh-client")
 	f := newFixture(t)
 	key := f.srv.hostKey.PublicKey()
 	tests := []struct {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 func TestLocalProcStatus(t *testing.T) {
@@ -85,7 +87,7 @@ func TestLocalProcCloseAfterExitSparesReusedGroup(t *testing.T) {
 	if other == nil {
 		// The number stayed reserved: the exited leader is kept as a zombie
 		// until Close.
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := procfs.ReadStat(pid); errors.Is(err, fs.ErrNotExist) {
 			t.Skip("could not get the PID again, though it is free (busy machine?)")
 		}
 	} else {
@@ -107,7 +109,7 @@ func TestLocalProcCloseAfterExitSparesReusedGroup(t *testing.T) {
 		<-exited
 		other = nil
 	}
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+	if _, err := procfs.ReadStat(pid); err == nil {
 		t.Errorf("pid %d is still there after Close: the zombie was not reaped", pid)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 // StopTimeout bounds how long Stop waits for a session's teardown.
@@ -29,7 +31,7 @@ func Live(root string) (live, stale []State, err error) {
 	}
 	for _, s := range states {
 		switch {
-		case s.Alive() && !zombie(s.LauncherPID):
+		case s.Alive() && procfs.Alive(s.LauncherPID):
 			live = append(live, s)
 		case s.LauncherPID != 0 || old(filepath.Join(root, s.ID)):
 			stale = append(stale, s)
@@ -98,7 +100,7 @@ func Stop(ctx context.Context, root string, st State) error {
 		return stoppedOr(dir, st)
 	}
 	defer p.Release()
-	if !st.Alive() || zombie(st.LauncherPID) {
+	if !st.Alive() || !procfs.Alive(st.LauncherPID) {
 		return stoppedOr(dir, st)
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -115,7 +117,7 @@ func Stop(ctx context.Context, root string, st State) error {
 	for {
 		_, err := os.Stat(dir)
 		gone := errors.Is(err, fs.ErrNotExist)
-		running := st.Alive() && !zombie(st.LauncherPID)
+		running := st.Alive() && procfs.Alive(st.LauncherPID)
 		switch {
 		case gone && !running:
 			return nil

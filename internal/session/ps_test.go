@@ -47,10 +47,7 @@ func startFakeLauncher(t *testing.T, root, id, trap string) *fakeLauncher {
 			t.Fatal("fake launcher did not start")
 		}
 	}
-	ticks, err := procStartTicks(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ticks := startTicks(t, cmd.Process.Pid)
 	l.state = State{ID: id, Profile: "p", LauncherPID: cmd.Process.Pid, LauncherTime: ticks, Started: time.Now(), Display: 7}
 	d := &sessionDir{Root: root, ID: id, Path: dir}
 	if err := d.writeState(&l.state); err != nil {
@@ -92,10 +89,7 @@ func TestLive(t *testing.T) {
 		}
 	}
 	me := os.Getpid()
-	ticks, err := procStartTicks(me)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ticks := startTicks(t, me)
 	now := time.Now()
 	write(State{ID: "newer", Profile: "a", LauncherPID: me, LauncherTime: ticks, Started: now})
 	write(State{ID: "older", Profile: "b", LauncherPID: me, LauncherTime: ticks, Started: now.Add(-time.Hour)})

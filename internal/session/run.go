@@ -15,6 +15,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
@@ -219,8 +220,8 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	r.dir = dir
 	r.started = true
-	ticks, _ := procStartTicks(os.Getpid())
-	r.state = State{ID: dir.ID, Profile: pl.Profile.Name, LauncherPID: os.Getpid(), LauncherTime: ticks, Started: time.Now(), Display: -1}
+	self, _ := procfs.ReadStat(os.Getpid())
+	r.state = State{ID: dir.ID, Profile: pl.Profile.Name, LauncherPID: os.Getpid(), LauncherTime: self.StartTicks, Started: time.Now(), Display: -1}
 	r.saveState()
 	r.phase("runtime directory " + dir.Path)
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 // RuntimeRoot returns the directory that holds one private directory per
@@ -167,43 +168,6 @@ func (s State) Alive() bool {
 	if s.LauncherPID <= 0 {
 		return false
 	}
-	t, err := procStartTicks(s.LauncherPID)
-	if err != nil {
-		return false
-	}
-	return t == s.LauncherTime
-}
-
-// procStartTicks returns field 22 of /proc/PID/stat: the process start time in
-// clock ticks since boot, which tells a PID's incarnations apart.
-func procStartTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses: skip past
-	// the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); field 22 is f[19].
-	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	var t uint64
-	if _, err := fmt.Sscanf(f[19], "%d", &t); err != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-	}
-	return t, nil
-}
-
-// procCmdline returns the argv of a running process.
-func procCmdline(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+	st, err := procfs.ReadStat(s.LauncherPID)
+	return err == nil && st.StartTicks == s.LauncherTime
 }

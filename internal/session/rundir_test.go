@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 func TestEnsurePrivateDir(t *testing.T) {
@@ -78,10 +79,7 @@ func TestEnsurePrivateDir(t *testing.T) {
 var errSkip = errors.New("skip")
 
 func TestStateAlive(t *testing.T) {
-	ticks, err := procStartTicks(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ticks := startTicks(t, os.Getpid())
 	if !(State{LauncherPID: os.Getpid(), LauncherTime: ticks}).Alive() {
 		t.Error("this process is not alive")
 	}
@@ -133,7 +131,7 @@ func TestCleanStale(t *testing.T) {
 
 	live, err := newSessionDir(root)
 	must(t, err)
-	ticks, _ := procStartTicks(os.Getpid())
+	ticks := startTicks(t, os.Getpid())
 	must(t, live.writeState(&State{ID: live.ID, LauncherPID: os.Getpid(), LauncherTime: ticks}))
 
 	var notices []string
@@ -225,4 +223,14 @@ func TestDisplayInUse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTicks is pid's start time, as a launcher records it.
+func startTicks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.StartTicks
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 // staleAge protects a session directory that a concurrent launch has just
@@ -130,8 +131,8 @@ func endXephyr(ctx context.Context, pid int, authFile string) error {
 		return nil
 	}
 	defer p.Release()
-	argv, err := procCmdline(pid)
-	if err != nil || !slices.Contains(argv, authFile) || zombie(pid) {
+	argv, err := procfs.Cmdline(pid)
+	if err != nil || !slices.Contains(argv, authFile) || !procfs.Alive(pid) {
 		return nil // gone, or not ours
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -155,7 +156,7 @@ func waitGone(ctx context.Context, p *os.Process, pid int, d time.Duration) bool
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if p.Signal(syscall.Signal(0)) != nil || zombie(pid) {
+		if p.Signal(syscall.Signal(0)) != nil || !procfs.Alive(pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -167,13 +168,4 @@ func waitGone(ctx context.Context, p *os.Process, pid int, d time.Duration) bool
 		case <-tick.C:
 		}
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }

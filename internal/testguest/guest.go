@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/procfs"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -509,7 +510,7 @@ func (g *Guest) KillSessions() error {
 	}
 	var victims []int
 	for _, p := range descendants(procs, g.SSHDPID) {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid)); err == nil && exe == want {
+		if exe, err := procfs.Exe(p.pid); err == nil && exe == want {
 			victims = append(victims, p.pid)
 		}
 	}

@@ -1,15 +1,6 @@
 package testguest
 
-import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
-	"syscall"
-)
+import "github.com/xvmview/xvmview/internal/procfs"
 
 // procInfo is what this package needs to know about a process from /proc.
 type procInfo struct {
@@ -22,69 +13,35 @@ type procInfo struct {
 // scanProcs reads every process from /proc, sorted by PID. Processes that
 // exit while being read are skipped.
 func scanProcs() ([]procInfo, error) {
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
-		return nil, fmt.Errorf("read /proc: %w", err)
+		return nil, err
 	}
 	var procs []procInfo
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		p, ok := readProc(pid)
-		if ok {
+	for _, pid := range pids {
+		if p, ok := readProc(pid); ok {
 			procs = append(procs, p)
 		}
 	}
-	sort.Slice(procs, func(i, j int) bool { return procs[i].pid < procs[j].pid })
 	return procs, nil
 }
 
-// readProc parses /proc/PID/status; ok is false if the process is gone.
+// readProc reads what procInfo holds; ok is false if the process is gone.
 func readProc(pid int) (p procInfo, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return procInfo{}, false
 	}
-	p = procInfo{pid: pid, ruid: -1, euid: -1}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, found := strings.Cut(sc.Text(), ":")
-		if !found {
-			continue
-		}
-		f := strings.Fields(val)
-		if len(f) == 0 {
-			continue
-		}
-		switch key {
-		case "State":
-			p.zombie = f[0] == "Z" || f[0] == "X"
-		case "PPid":
-			p.ppid, _ = strconv.Atoi(f[0])
-		case "Uid":
-			p.ruid, _ = strconv.Atoi(f[0])
-			if len(f) > 1 {
-				p.euid, _ = strconv.Atoi(f[1])
-			}
-		}
-	}
-	if fi, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			p.netIno = st.Ino
-		}
-	}
+	p = procInfo{pid: pid, ppid: st.PPID, zombie: st.Gone()}
+	p.ruid, p.euid, _ = procfs.UIDs(pid)
+	p.netIno, _ = procfs.NetNS(pid)
 	return p, true
 }
 
 // readCmdline returns the argv of pid, or nil if it is gone or has none.
 func readCmdline(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || len(b) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	argv, _ := procfs.Cmdline(pid)
+	return argv
 }
 
 // descendants returns the live descendants of root (not root itself).

@@ -81,6 +81,10 @@ func StartXvfb(tb TB, opts XvfbOptions) *Xvfb {
 	return x
 }
 
+// CI reports whether the tests run in CI (CI=true), where every
+// prerequisite is installed and a missing one is a failure, not a skip.
+func CI() bool { return os.Getenv("CI") == "true" }
+
 // Missing is the one way a test meets a missing prerequisite: it skips the
 // test, or fails it when CI=true (CI installs everything: a skip there would
 // hide a test that never ran). what and hint are as in PrereqError.
@@ -103,7 +107,7 @@ func NeedProgram(tb TB, program, pkg string) string {
 func skipOrFail(tb TB, err error) {
 	tb.Helper()
 	var pe *PrereqError
-	if errors.As(err, &pe) && os.Getenv("CI") != "true" {
+	if errors.As(err, &pe) && !CI() {
 		tb.Skipf("%v", err)
 		return
 	}

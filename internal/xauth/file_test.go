@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // assertNoLockFiles fails if FILE-c, FILE-l or FILE-n is left behind.
@@ -362,7 +365,7 @@ func TestStaleLockBroken(t *testing.T) {
 func mountReadOnly(t *testing.T, dir, name string, content []byte) {
 	t.Helper()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
-		missing(t, "cannot mount a tmpfs (needs root): %v", err)
+		testguest.Missing(t, fmt.Sprintf("a tmpfs mount (%v)", err), "run the test as root")
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, 0); err != nil {

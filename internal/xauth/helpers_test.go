@@ -8,26 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // requireXauth returns the path of the real xauth(1). It skips the test when
 // xauth is missing, except under CI=true, where it fails.
 func requireXauth(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("xauth")
-	if err != nil {
-		missing(t, "xauth not found (Debian package xauth): %v", err)
-	}
-	return p
-}
-
-// missing skips for an absent prerequisite, or fails under CI=true.
-func missing(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a prerequisite is missing: "+format, args...)
-	}
-	t.Skipf(format, args...)
+	return testguest.NeedProgram(t, "xauth", "xauth")
 }
 
 // xauthCmd builds an xauth command whose stderr is logged only if the test

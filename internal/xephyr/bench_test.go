@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // BenchmarkStartDialClose measures one nested display's life: Start until
@@ -11,7 +13,7 @@ import (
 // (SIGTERM until exit). The phases are reported as custom metrics.
 func BenchmarkStartDialClose(b *testing.B) {
 	host := startXvfb(b, "800x600x24", true)
-	need(b, "Xephyr", "xserver-xephyr")
+	testguest.NeedProgram(b, "Xephyr", "xserver-xephyr")
 	var startNS, dialNS, checkNS, closeNS time.Duration
 	for b.Loop() {
 		c := newCookie(b)

@@ -3,7 +3,6 @@ package xephyr
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -12,19 +11,6 @@ import (
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
 )
-
-// need skips the test when program is missing, or fails it when CI=true.
-func need(t testing.TB, program, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(program)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (install %s): %v", program, pkg, err)
-		}
-		t.Skipf("%s not found (install %s)", program, pkg)
-	}
-	return p
-}
 
 // wildEntry is a FamilyWild entry with an empty number: it matches every
 // display, and an X server's -auth file ignores family and number anyway.
@@ -99,7 +85,7 @@ func startXvfb(t testing.TB, screen string, withAuth bool) *hostX {
 // registers Close as cleanup. Its stderr is logged only when the test fails.
 func startXephyr(t testing.TB, host *hostX, o Options) (*Server, xauth.Cookie) {
 	t.Helper()
-	need(t, "Xephyr", "xserver-xephyr")
+	testguest.NeedProgram(t, "Xephyr", "xserver-xephyr")
 	c := newCookie(t)
 	if o.AuthFile == "" {
 		o.AuthFile = writeAuth(t, "nested.auth", wildEntry(c))

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jezek/xgb"
+	"github.com/xvmview/xvmview/internal/procfs"
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // Environment of the re-executed test binary acting as a launcher that gets
@@ -48,21 +50,10 @@ func launcherChild() {
 	select {} // until SIGKILL
 }
 
-// gone reports whether pid has exited (a zombie waiting for a non-reaping
-// init counts as exited).
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
-}
-
 // A SIGKILLed launcher must not leave its Xephyr behind (Pdeathsig).
 func TestXephyrDiesWithLauncher(t *testing.T) {
 	host := startXvfb(t, "800x600x24", true)
-	need(t, "Xephyr", "xserver-xephyr")
+	testguest.NeedProgram(t, "Xephyr", "xserver-xephyr")
 	auth := writeAuth(t, "auth", wildEntry(newCookie(t)))
 	// Become the subreaper for the orphaned Xephyr so this test reaps it
 	// instead of leaving a zombie for init.
@@ -87,11 +78,11 @@ func TestXephyrDiesWithLauncher(t *testing.T) {
 		t.Fatalf("launcher child: %q", line)
 	}
 	t.Cleanup(func() {
-		if !gone(pid) {
+		if procfs.Alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	if gone(pid) {
+	if !procfs.Alive(pid) {
 		t.Fatalf("Xephyr pid %d not running before the launcher died", pid)
 	}
 	_ = cmd.Process.Kill()
@@ -99,7 +90,7 @@ func TestXephyrDiesWithLauncher(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var ws syscall.WaitStatus
-		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err == syscall.ECHILD && gone(pid) {
+		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err == syscall.ECHILD && !procfs.Alive(pid) {
 			return // exited (and reaped by us, or by init)
 		}
 		if time.Now().After(deadline) {

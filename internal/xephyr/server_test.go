@@ -13,6 +13,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/res"
 	"github.com/jezek/xgb/xproto"
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // roundTrip proves the connection and its server are alive.
@@ -205,7 +206,7 @@ func TestStartRefusesBadAuthFile(t *testing.T) {
 }
 
 func TestStartUnreachableHostDisplay(t *testing.T) {
-	need(t, "Xephyr", "xserver-xephyr")
+	testguest.NeedProgram(t, "Xephyr", "xserver-xephyr")
 	const unused = ":999"
 	if _, err := os.Stat("/tmp/.X11-unix/X999"); err == nil {
 		t.Skip("display :999 exists on this machine")

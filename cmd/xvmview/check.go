@@ -35,10 +35,9 @@ any check failed, 0 otherwise.`,
 }
 
 func (c *cli) check(ctx context.Context, name string) error {
-	if err := profile.ValidName(name); err != nil {
-		return usageError{err}
+	if err := c.aboutProfile(name); err != nil {
+		return err
 	}
-	c.profile = name
 	k := newChecker(c.stdout)
 	session.Check(ctx, name, session.CheckEnv{
 		Dirs: profile.DefaultDirs(),

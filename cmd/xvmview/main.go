@@ -17,6 +17,7 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -124,6 +125,24 @@ command line, and everything is removed when the app exits.`,
 	root.AddCommand(c.checkCommand(), c.trustCommand(), c.psCommand(), c.stopCommand())
 	root.AddCommand(c.desktopCommand(), c.manCommand())
 	return root
+}
+
+// aboutProfile checks a profile name given on the command line (a usage
+// error when it cannot be one) and makes it the profile hints name.
+func (c *cli) aboutProfile(name string) error {
+	if err := profile.ValidName(name); err != nil {
+		return usageError{err}
+	}
+	c.profile = name
+	return nil
+}
+
+// loadProfile is aboutProfile, then the profile's loading.
+func (c *cli) loadProfile(name string) (profile.Profile, error) {
+	if err := c.aboutProfile(name); err != nil {
+		return profile.Profile{}, err
+	}
+	return profile.Load(name, profile.DefaultDirs())
 }
 
 // exactlyOne accepts one argument, else returns a usage error saying msg.

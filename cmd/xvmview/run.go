@@ -13,7 +13,6 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
-	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -53,11 +52,7 @@ The exit status is the app's.`,
 }
 
 func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRun, verbose bool, screenshot string) error {
-	if err := profile.ValidName(name); err != nil {
-		return usageError{err}
-	}
-	c.profile = name
-	p, err := profile.Load(name, profile.DefaultDirs())
+	p, err := c.loadProfile(name)
 	if err != nil {
 		return err
 	}

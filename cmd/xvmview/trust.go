@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -45,11 +44,7 @@ func (e notConfirmedError) Error() string {
 }
 
 func (c *cli) trust(ctx context.Context, name string, stdin io.Reader) error {
-	if err := profile.ValidName(name); err != nil {
-		return usageError{err}
-	}
-	c.profile = name
-	p, err := profile.Load(name, profile.DefaultDirs())
+	p, err := c.loadProfile(name)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ pkgs=(xserver-xephyr xvfb xauth openssh-server openssh-client x11-apps x11-utils
       libglib2.0-bin procps psmisc util-linux passwd python3-minimal fish)
 # login shells a guest user may have: the e2e and quoting tests run xvmview's commands through each
 pkgs+=(dash bash zsh ksh mksh csh tcsh)
+# nc: the ProxyCommand tests (`ProxyCommand nc %h %p`)
+pkgs+=(netcat-openbsd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

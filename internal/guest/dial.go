@@ -2,6 +2,7 @@ package guest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,64 +24,173 @@ import (
 // DialOptions tune Dial. The zero value is what xvmview uses.
 type DialOptions struct {
 	// KeepAlive is the interval between keepalive@openssh.com requests;
-	// 0 means 5 s, negative disables keepalives.
+	// 0 means the target's ServerAliveInterval, else 5 s; negative disables
+	// keepalives.
 	KeepAlive time.Duration
 	// KeepAliveMisses is how many unanswered keepalives end the connection;
-	// 0 means 3.
+	// 0 means the target's ServerAliveCountMax, else 3.
 	KeepAliveMisses int
-	// AgentSocket is the ssh-agent socket; "" means $SSH_AUTH_SOCK.
+	// AgentSocket is the ssh-agent socket; "" means the target's
+	// IdentityAgent, else $SSH_AUTH_SOCK.
 	AgentSocket string
 	// NoAgent skips the agent even when a socket is known.
 	NoAgent bool
+	// Prompt asks the user for key passphrases and about unknown host
+	// keys; nil never asks (encrypted keys are then skipped unless the agent
+	// has them, and unknown host keys refused). A target with BatchMode
+	// never asks either.
+	Prompt Prompter
 }
 
-// Client is an authenticated SSH connection to a guest. Close it when done.
+// Client is an authenticated SSH connection to a guest, possibly through
+// jump hosts or a ProxyCommand. Close it when done.
 type Client struct {
 	conn      *ssh.Client
-	tcp       net.Conn
+	first     net.Conn      // the first hop's connection: TCP or the ProxyCommand's pipes
+	hops      []*ssh.Client // jump hosts' connections, first to last
+	addr      string        // the guest's host:port
+	direct    bool          // first is a TCP connection to the guest itself
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Dial connects to the guest t, checks its host key strictly against
-// t.KnownHostsFiles and logs in with the agent's keys, then the unencrypted
-// identity files. ctx bounds the whole dial including the handshake.
+// Dial connects to the guest t, through t.Jumps (each one a real SSH
+// connection, its host key checked strictly, the next hop dialled through
+// it) and through t.ProxyCommand or that of the first hop, checks the
+// guest's host key strictly against t.KnownHostsFiles and logs in with the
+// agent's keys, then the identity files (encrypted ones through o.Prompt,
+// asked only when the guest accepts the key). ctx bounds the whole dial
+// including the handshakes; t.ConnectTimeout bounds each hop's connection
+// and handshake.
 //
-// It returns *UnreachableError when no TCP connection could be made,
-// *HostKeyError when the host key is unknown or changed (nothing was sent to
-// the guest then), *AuthError when every key was refused,
-// *HandshakeDroppedError when the guest's sshd kept closing the connection
-// before the key exchange (each such try is repeated after a jittered,
-// growing pause while ctx's deadline allows: sshd's MaxStartups drops
-// logins beyond 10 at once), and the context's error (wrapped) when ctx
-// ended first.
+// It returns *UnreachableError when no connection could be made,
+// *HostKeyError when a host key is unknown or changed (nothing was sent to
+// that host then), *AuthError when every key was refused, *PassphraseError
+// when a key's passphrase was wrong every time or not given,
+// *HandshakeDroppedError when an sshd kept closing the connection before the
+// key exchange (each such try is repeated after a jittered, growing pause
+// while ctx's deadline allows: sshd's MaxStartups drops logins beyond 10 at
+// once), and the context's error (wrapped) when ctx ended first. Errors of a
+// jump host are wrapped as "jump host ALIAS: ..." and keep their type.
 func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
-	addr := t.Addr()
-	auth := loadAuth(ctx, t, o)
+	chain := append(slices.Clone(t.Jumps), t)
+	keys := newKeyCache(ctx, o.Prompt)
+	c := &Client{addr: t.Addr(), done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			for i := len(c.hops) - 1; i >= 0; i-- {
+				c.hops[i].Close()
+			}
+			if c.first != nil {
+				c.first.Close()
+			}
+		}
+	}()
+	var final *ssh.Client
+	for i, h := range chain {
+		h.Jumps = nil
+		var connect func(ctx context.Context) (net.Conn, error)
+		switch {
+		case i > 0:
+			prev, via := c.hops[i-1], chain[i-1].Alias
+			connect = func(ctx context.Context) (net.Conn, error) {
+				conn, err := prev.DialContext(ctx, "tcp", h.Addr())
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, fmt.Errorf("connect to %s through jump host %s: %w", h.Addr(), via, ctx.Err())
+					}
+					return nil, &UnreachableError{Addr: h.Addr(), Via: via, Err: err}
+				}
+				return conn, nil
+			}
+		case h.ProxyCommand != "":
+			connect = func(ctx context.Context) (net.Conn, error) { return startProxy(ctx, h.ProxyCommand, h.Addr()) }
+		default:
+			connect = func(ctx context.Context) (net.Conn, error) { return dialTCP(ctx, h) }
+		}
+		sc, conn, err := dialHop(ctx, h, o, keys, connect, i < len(chain)-1)
+		if err != nil {
+			if i < len(chain)-1 {
+				return nil, fmt.Errorf("jump host %s: %w", h.Alias, err)
+			}
+			return nil, err
+		}
+		if i == 0 {
+			c.first = conn
+			c.direct = h.ProxyCommand == "" && len(chain) == 1
+		}
+		if i < len(chain)-1 {
+			c.hops = append(c.hops, sc)
+		} else {
+			final = sc
+		}
+	}
+	ok = true
+	c.conn = final
+	go func() {
+		c.conn.Wait()
+		close(c.done)
+	}()
+	interval, misses := o.KeepAlive, o.KeepAliveMisses
+	if interval == 0 {
+		interval = cmp.Or(t.ServerAliveInterval, 5*time.Second)
+	}
+	if misses <= 0 {
+		misses = cmp.Or(t.ServerAliveCountMax, 3)
+	}
+	if interval > 0 {
+		go c.keepalive(interval, misses)
+	}
+	return c, nil
+}
+
+// dialTCP connects to h directly.
+func dialTCP(ctx context.Context, h Target) (net.Conn, error) {
+	addr := h.Addr()
+	var d net.Dialer
+	tcp, err := d.DialContext(ctx, cmp.Or(h.Network, "tcp"), addr)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || ctx.Err() == context.Canceled {
+			return nil, fmt.Errorf("connect to guest %s: %w", addr, context.Canceled)
+		}
+		if closedEarly(err) { // accepted and reset at once
+			return nil, &droppedError{fmt.Errorf("connect to guest %s: %w", addr, err)}
+		}
+		return nil, &UnreachableError{Addr: addr, Err: err}
+	}
+	return tcp, nil
+}
+
+// dialHop makes the SSH connection to one hop over the connection connect
+// makes, retrying a handshake that sshd dropped before the key exchange.
+func dialHop(ctx context.Context, h Target, o DialOptions, keys *keyCache, connect func(context.Context) (net.Conn, error), jump bool) (*ssh.Client, net.Conn, error) {
+	addr := h.Addr()
+	auth := loadAuth(ctx, h, o, keys)
 	defer auth.close()
 	var b backoff
 	for tries := 1; ; tries++ {
-		c, err := dialOnce(ctx, t, o, auth)
+		sc, conn, err := dialOnce(ctx, h, o, auth, connect, jump)
 		var de *droppedError
 		if !errors.As(err, &de) {
-			return c, err
+			return sc, conn, err
 		}
 		// sshd closed the connection before the key exchange: MaxStartups
 		// (default 10:30:100) drops logins beyond 10 in progress at once.
 		// Try again a little later, while the caller's deadline allows.
 		wait := b.next()
 		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || tries >= maxHandshakeTries {
-			return nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
+			return nil, nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			if ctx.Err() == context.Canceled {
-				return nil, fmt.Errorf("ssh handshake with %s: %w", addr, context.Canceled)
+				return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, context.Canceled)
 			}
-			return nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
+			return nil, nil, &HandshakeDroppedError{Addr: addr, Tries: tries, Err: de.err}
 		case <-t.C:
 		}
 	}
@@ -92,28 +202,36 @@ type droppedError struct{ err error }
 
 func (e *droppedError) Error() string { return e.err.Error() }
 
-// dialOnce is one try of Dial. It returns *droppedError when the guest
+// dialOnce is one try of dialHop. It returns *droppedError when the host
 // closed the connection before it showed its host key.
-func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth) (*Client, error) {
+func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect func(context.Context) (net.Conn, error), jump bool) (*ssh.Client, net.Conn, error) {
 	addr := t.Addr()
 	// A fresh check per try: every try checks the host key strictly.
 	hk, err := newHostKeyCheck(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-
-	var d net.Dialer
-	tcp, err := d.DialContext(ctx, "tcp", addr)
+	hk.jump, hk.ctx = jump, ctx
+	if !t.BatchMode && t.StrictHostKeyChecking != "yes" {
+		hk.prompt = o.Prompt
+	}
+	// ConnectTimeout bounds making the connection, as in ssh(1); the
+	// handshake, which may wait for the user's answer, only by ctx.
+	cctx := ctx
+	if t.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeoutCause(ctx, t.ConnectTimeout,
+			fmt.Errorf("no connection within ConnectTimeout %s", t.ConnectTimeout))
+		defer cancel()
+	}
+	conn, err := connect(cctx)
 	if err != nil {
-		if errors.Is(err, context.Canceled) || ctx.Err() == context.Canceled {
-			return nil, fmt.Errorf("connect to guest %s: %w", addr, context.Canceled)
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return nil, nil, &UnreachableError{Addr: addr, Err: context.Cause(cctx)}
 		}
-		if closedEarly(err) { // accepted and reset at once
-			return nil, &droppedError{fmt.Errorf("connect to guest %s: %w", addr, err)}
-		}
-		return nil, &UnreachableError{Addr: addr, Err: err}
+		return nil, nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { tcp.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
@@ -128,48 +246,39 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth) (*Client
 			Ciphers: prefer(ssh.SupportedAlgorithms().Ciphers, ssh.CipherAES128GCM),
 		},
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(rawIO(tcp), addr, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(rawIO(conn), addr, cfg)
 	if !stop() {
 		if err == nil {
 			sc.Close()
 		}
-		tcp.Close()
-		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, ctx.Err())
+		conn.Close()
+		return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, ctx.Err())
 	}
 	if err != nil {
-		tcp.Close()
+		pe := proxyExit(conn) // before Close ends the command
+		conn.Close()
 		if hk.err != nil {
-			return nil, hk.err
+			return nil, nil, hk.err
+		}
+		if auth.err != nil {
+			return nil, nil, auth.err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, &AuthError{User: t.User, Addr: addr, Tried: auth.tried, Encrypted: auth.encrypted, Err: err}
+			return nil, nil, &AuthError{User: t.User, Addr: addr, Tried: auth.tried, Encrypted: auth.encrypted, Err: err}
+		}
+		if pe != nil {
+			return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, pe)
 		}
 		if !hk.called && closedEarly(err) {
-			return nil, &droppedError{fmt.Errorf("ssh handshake with %s: %w", addr, err)}
+			return nil, nil, &droppedError{fmt.Errorf("ssh handshake with %s: %w", addr, err)}
 		}
-		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	if hk.err != nil { // cannot happen: the callback's error fails the handshake
 		sc.Close()
-		return nil, hk.err
+		return nil, nil, hk.err
 	}
-
-	c := &Client{conn: ssh.NewClient(sc, chans, reqs), tcp: tcp, done: make(chan struct{})}
-	go func() {
-		c.conn.Wait()
-		close(c.done)
-	}()
-	interval, misses := o.KeepAlive, o.KeepAliveMisses
-	if interval == 0 {
-		interval = 5 * time.Second
-	}
-	if misses <= 0 {
-		misses = 3
-	}
-	if interval > 0 {
-		go c.keepalive(interval, misses)
-	}
-	return c, nil
+	return ssh.NewClient(sc, chans, reqs), conn, nil
 }
 
 // prefer returns all with first moved to the front, in the given order.
@@ -243,33 +352,54 @@ func (c *Client) Ping(ctx context.Context) error {
 // unanswered, or Close.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// LocalIP is our end of the TCP connection: the address the guest sees us at.
+// LocalIP is our end of the TCP connection: the address the guest sees us
+// at. It is nil when the guest is reached through a jump host or a
+// ProxyCommand: the guest does not see this machine then.
 func (c *Client) LocalIP() net.IP {
-	if a, ok := c.tcp.LocalAddr().(*net.TCPAddr); ok {
+	if !c.direct {
+		return nil
+	}
+	if a, ok := c.first.LocalAddr().(*net.TCPAddr); ok {
 		return a.IP
 	}
 	return nil
 }
 
-// RemoteAddr is the guest's "host:port".
-func (c *Client) RemoteAddr() string { return c.tcp.RemoteAddr().String() }
+// RemoteAddr is the guest's "host:port": the peer address of a direct
+// connection, else the guest's HostName and port.
+func (c *Client) RemoteAddr() string {
+	if c.direct {
+		return c.first.RemoteAddr().String()
+	}
+	return c.addr
+}
 
-// Close ends the connection and every session on it. It is idempotent.
+// Close ends the connection and every session on it, then the jump hosts'
+// connections and a ProxyCommand. It is idempotent.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			c.closeErr = fmt.Errorf("close connection to %s: %w", c.RemoteAddr(), err)
 		}
+		for i := len(c.hops) - 1; i >= 0; i-- {
+			c.hops[i].Close()
+		}
+		c.first.Close()
 	})
 	return c.closeErr
 }
 
 // hostKeyCheck is a strict known_hosts check that remembers why it refused.
+// With a prompt, an unknown key (never a changed one) is accepted when the
+// user says yes, and recorded in the first known_hosts file.
 type hostKeyCheck struct {
 	t      Target
 	db     *knownhosts.HostKeyDB // nil: no known_hosts file exists
 	err    *HostKeyError
 	called bool // the guest got as far as showing its host key
+	jump   bool // t is a jump host
+	prompt Prompter
+	ctx    context.Context
 }
 
 func newHostKeyCheck(t Target) (*hostKeyCheck, error) {
@@ -277,7 +407,7 @@ func newHostKeyCheck(t Target) (*hostKeyCheck, error) {
 		return nil, fmt.Errorf("no known_hosts file for guest %s: host keys are always checked", t.Alias)
 	}
 	var files []string
-	for _, f := range t.KnownHostsFiles {
+	for _, f := range append(slices.Clone(t.KnownHostsFiles), t.GlobalKnownHostsFiles...) {
 		_, err := os.Stat(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -319,10 +449,10 @@ func (hk *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Publi
 		Fingerprint: ssh.FingerprintSHA256(key),
 		KeyType:     key.Type(),
 		KnownHosts:  hk.t.KnownHostsFiles[0],
+		Jump:        hk.jump,
 	}
 	if hk.db == nil {
-		hk.err = e
-		return e
+		return hk.unknown(e, key)
 	}
 	err := hk.db.HostKeyCallback()(hostname, remote, key)
 	if err == nil {
@@ -340,42 +470,81 @@ func (hk *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.Publi
 		e.Changed = true
 		e.KnownHosts = ke.Want[0].Filename
 		e.Line = ke.Want[0].Line
+		hk.err = e
+		return e
 	}
-	hk.err = e
-	return e
+	return hk.unknown(e, key)
 }
 
-// auth collects the keys Dial offers: the agent's, then identity files.
+// unknown handles a host key no known_hosts file has: refused, unless the
+// prompt gets the user's yes, in which case it is recorded (hashed when
+// HashKnownHosts says so) before the login goes on.
+func (hk *hostKeyCheck) unknown(e *HostKeyError, key ssh.PublicKey) error {
+	if hk.prompt == nil {
+		hk.err = e
+		return e
+	}
+	ctx := hk.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	yes, err := hk.prompt.ConfirmHostKey(ctx, HostKeyQuestion{
+		Alias: hk.t.Alias, Addr: e.Addr, KeyType: e.KeyType, Fingerprint: e.Fingerprint, Jump: hk.jump})
+	if err != nil || !yes {
+		e.Declined = err == nil || !errors.Is(err, ErrNoPrompt)
+		hk.err = e
+		return e
+	}
+	if err := AppendKnownHost(hk.t.KnownHostsFiles[0], KnownHostsLine(hk.t, key, hk.t.HashKnownHosts)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// auth collects the keys Dial offers one hop: the agent's, then identity
+// files (with their certificates first), encrypted ones unlocked through the
+// key cache when the hop accepts them.
 type auth struct {
 	agentConn net.Conn
 	signers   []ssh.Signer
 	tried     []string
 	encrypted []string
+	err       error // a passphrase failure: ends the login with that error
 }
 
-func loadAuth(ctx context.Context, t Target, o DialOptions) *auth {
+func loadAuth(ctx context.Context, t Target, o DialOptions, keys *keyCache) *auth {
 	a := &auth{}
-	var agentKeys [][]byte
+	var agentSigners []ssh.Signer
 	sock := o.AgentSocket
 	if sock == "" {
-		sock = os.Getenv("SSH_AUTH_SOCK")
+		switch t.IdentityAgent {
+		case "none":
+		case "":
+			sock = os.Getenv("SSH_AUTH_SOCK")
+		default:
+			sock = t.IdentityAgent
+		}
 	}
 	if sock != "" && !o.NoAgent {
 		var d net.Dialer
 		if conn, err := d.DialContext(ctx, "unix", sock); err == nil {
 			a.agentConn = conn
 			if ss, err := agent.NewClient(conn).Signers(); err == nil {
-				for _, s := range ss {
-					a.signers = append(a.signers, s)
-					agentKeys = append(agentKeys, s.PublicKey().Marshal())
-					a.tried = append(a.tried, "agent key "+describeKey(s.PublicKey()))
-				}
+				agentSigners = ss
 			}
 		}
 	}
 	inAgent := func(k ssh.PublicKey) bool {
-		return slices.ContainsFunc(agentKeys, func(b []byte) bool { return bytes.Equal(b, k.Marshal()) })
+		return slices.ContainsFunc(agentSigners, func(s ssh.Signer) bool { return bytes.Equal(s.PublicKey().Marshal(), k.Marshal()) })
 	}
+	// The identity files' keys, usable or not, for IdentitiesOnly and to
+	// pair certificates with.
+	type identity struct {
+		file   string
+		pub    ssh.PublicKey
+		signer ssh.Signer // nil when unusable
+	}
+	var ids []identity
 	for _, f := range t.IdentityFiles {
 		pem, err := os.ReadFile(f)
 		if err != nil {
@@ -385,18 +554,87 @@ func loadAuth(ctx context.Context, t Target, o DialOptions) *auth {
 		var pm *ssh.PassphraseMissingError
 		switch {
 		case errors.As(err, &pm):
-			if pm.PublicKey == nil || !inAgent(pm.PublicKey) {
+			pub := pm.PublicKey
+			if pub == nil {
+				pub = readPublicKey(f + ".pub")
+			}
+			switch {
+			case pub != nil && inAgent(pub):
+				ids = append(ids, identity{file: f, pub: pub})
+			case pub != nil && keys.prompt != nil && !t.BatchMode:
+				ids = append(ids, identity{file: f, pub: pub, signer: keys.lazy(f, pem, pub, a)})
+			default:
 				a.encrypted = append(a.encrypted, f)
 			}
 		case err != nil:
 			a.tried = append(a.tried, f+" (unreadable: "+err.Error()+")")
 		case inAgent(s.PublicKey()):
+			ids = append(ids, identity{file: f, pub: s.PublicKey()})
 		default:
-			a.signers = append(a.signers, s)
-			a.tried = append(a.tried, f)
+			ids = append(ids, identity{file: f, pub: s.PublicKey(), signer: s})
+		}
+	}
+	certFiles := slices.Clone(t.CertificateFiles)
+	for _, id := range ids {
+		if fileExists(id.file + "-cert.pub") {
+			certFiles = append(certFiles, id.file+"-cert.pub")
+		}
+	}
+	var certs []*ssh.Certificate
+	for _, f := range certFiles {
+		if c, ok := readPublicKey(f).(*ssh.Certificate); ok {
+			certs = append(certs, c)
+		}
+	}
+	wanted := func(k ssh.PublicKey) bool {
+		if !t.IdentitiesOnly {
+			return true
+		}
+		m := k.Marshal()
+		if slices.ContainsFunc(ids, func(id identity) bool { return bytes.Equal(id.pub.Marshal(), m) }) {
+			return true
+		}
+		return slices.ContainsFunc(certs, func(c *ssh.Certificate) bool {
+			return bytes.Equal(c.Marshal(), m) || bytes.Equal(c.Key.Marshal(), m)
+		})
+	}
+	add := func(s ssh.Signer, what string) {
+		for _, c := range certs {
+			if bytes.Equal(c.Key.Marshal(), s.PublicKey().Marshal()) {
+				if cs, err := ssh.NewCertSigner(c, s); err == nil {
+					a.signers = append(a.signers, cs)
+					a.tried = append(a.tried, what+" with its certificate")
+				}
+			}
+		}
+		a.signers = append(a.signers, s)
+		a.tried = append(a.tried, what)
+	}
+	for _, s := range agentSigners {
+		if wanted(s.PublicKey()) {
+			add(s, "agent key "+describeKey(s.PublicKey()))
+		}
+	}
+	for _, id := range ids {
+		if id.signer != nil {
+			add(id.signer, id.file)
 		}
 	}
 	return a
+}
+
+// readPublicKey reads a public key or certificate in authorized_keys form
+// (FILE.pub, FILE-cert.pub); nil when it cannot.
+func readPublicKey(path string) ssh.PublicKey {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil
+	}
+	return k
 }
 
 func (a *auth) signersFunc() ([]ssh.Signer, error) { return a.signers, nil }

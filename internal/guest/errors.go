@@ -19,9 +19,14 @@ type HostKeyError struct {
 	Changed     bool
 	KnownHosts  string // the known_hosts file to fix (for Changed: the file holding the old key)
 	Line        int    // for Changed: the line of the old key in KnownHosts
+	Jump        bool   // the host is a jump host on the way to the guest
+	Declined    bool   // the user was asked about the unknown key and did not say yes
 }
 
 func (e *HostKeyError) Error() string {
+	if e.Declined {
+		return fmt.Sprintf("unknown host key for %s: %s key %s was not accepted; nothing was sent to it", e.Addr, e.KeyType, e.Fingerprint)
+	}
 	if e.Changed {
 		return fmt.Sprintf("host key for %s has CHANGED: it now presents %s key %s, but %s line %d holds a different key",
 			e.Addr, e.KeyType, e.Fingerprint, e.KnownHosts, e.Line)
@@ -33,13 +38,18 @@ func (e *HostKeyError) Error() string {
 // "[Host]:port" when the port is not 22 (what `ssh-keygen -R` takes).
 func (e *HostKeyError) KnownHostsName() string { return xknownhosts.Normalize(e.Addr) }
 
-// UnreachableError means no TCP connection to the guest could be made.
+// UnreachableError means no connection to the guest (or a jump host) could
+// be made.
 type UnreachableError struct {
 	Addr string // host:port
+	Via  string // the jump host it was dialled through; "" for a direct connection
 	Err  error
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Via != "" {
+		return fmt.Sprintf("cannot reach %s through jump host %s: %s", e.Addr, e.Via, errText(e.Err))
+	}
 	return fmt.Sprintf("cannot reach guest at %s: %s", e.Addr, errText(e.Err))
 }
 

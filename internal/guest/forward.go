@@ -120,7 +120,7 @@ func (c *Client) ForwardX(ctx context.Context, socket string, first int) (*Forwa
 	if first < 0 || xPortBase+first+maxDisplays > 65535 {
 		return nil, fmt.Errorf("forward X: first display %d out of range 0..%d", first, 65535-xPortBase-maxDisplays)
 	}
-	if tcp, ok := c.tcp.(*net.TCPConn); ok {
+	if tcp, ok := c.first.(*net.TCPConn); ok {
 		// Go's default, made explicit: X round trips must not wait for ACKs.
 		_ = tcp.SetNoDelay(true)
 	}

@@ -1,14 +1,17 @@
 package guest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kevinburke/ssh_config"
 )
@@ -22,6 +25,50 @@ type Target struct {
 	User            string   // remote user
 	IdentityFiles   []string // private keys to try after the agent, in order
 	KnownHostsFiles []string // known_hosts files; missing files count as empty
+
+	// GlobalKnownHostsFiles also vouch for host keys (GlobalKnownHostsFile);
+	// missing files count as empty. New keys go to KnownHostsFiles[0].
+	GlobalKnownHostsFiles []string `json:",omitempty"`
+	// CertificateFiles are certificates offered with the matching keys
+	// (CertificateFile), besides each identity's FILE-cert.pub.
+	CertificateFiles []string `json:",omitempty"`
+	// IdentitiesOnly offers only IdentityFiles and CertificateFiles, agent
+	// keys included only when they are one of those.
+	IdentitiesOnly bool `json:",omitempty"`
+	// IdentityAgent is the agent socket (IdentityAgent): "" means
+	// $SSH_AUTH_SOCK, "none" no agent.
+	IdentityAgent string `json:",omitempty"`
+	// Network is "tcp", "tcp4" or "tcp6" (AddressFamily); "" means "tcp".
+	Network string `json:",omitempty"`
+	// ConnectTimeout bounds the connection and handshake to each hop; 0:
+	// only the caller's context.
+	ConnectTimeout time.Duration `json:",omitempty"`
+	// ServerAliveInterval and ServerAliveCountMax (0: Dial's defaults).
+	ServerAliveInterval time.Duration `json:",omitempty"`
+	ServerAliveCountMax int           `json:",omitempty"`
+	// StrictHostKeyChecking "yes" never asks about an unknown host key;
+	// anything else lets a DialOptions.Prompt ask the user, who must say yes.
+	StrictHostKeyChecking string `json:",omitempty"`
+	// BatchMode: never ask the user anything (passphrases, host keys).
+	BatchMode bool `json:",omitempty"`
+	// HashKnownHosts: a host key the user accepts is recorded hashed.
+	HashKnownHosts bool `json:",omitempty"`
+	// ProxyCommand, with its % tokens expanded, runs locally through sh -c
+	// and its stdin and stdout are the connection to the guest (or to the
+	// first jump host).
+	ProxyCommand string `json:",omitempty"`
+	// Jumps are the ProxyJump hosts in the order they are connected
+	// through: Jumps[0] is dialled first (through its own ProxyCommand, if
+	// any), every later hop and finally the guest through the hop before.
+	Jumps []Target `json:",omitempty"`
+	// Settings are the ssh_config values in effect, for `xvmview check`.
+	Settings []Setting `json:",omitempty"`
+}
+
+// Setting is one ssh_config option as resolved: its keyword, value and where
+// it was set ("FILE:LINE"; "" for a default or when unknown).
+type Setting struct {
+	Key, Value, Source string
 }
 
 // Addr returns "host:port" for the target.
@@ -39,25 +86,53 @@ type Overrides struct {
 // Config says where Resolve finds the user's SSH files. The zero value means
 // the usual places.
 type Config struct {
-	SSHConfigFile  string // default HOME/.ssh/config; a missing file is fine
+	// SSHConfigFile is the only ssh_config file read, like `ssh -F`. ""
+	// means HOME/.ssh/config and then the system's file, as ssh reads
+	// them; a missing file is fine.
+	SSHConfigFile  string
 	UserKnownHosts string // default HOME/.ssh/known_hosts; ssh_config's UserKnownHostsFile wins
 	Home           string // default os.UserHomeDir()
+	// SSH is the OpenSSH client whose `ssh -G` resolves the options: ""
+	// looks for ssh in PATH, "none" never uses it (then the built-in
+	// reader serves: Host blocks, Include, Match host and all only).
+	SSH string
 }
 
+// maxJumpDepth bounds ProxyJump chains, whose hops may have ProxyJumps of
+// their own.
+const maxJumpDepth = 8
+
 // Resolve works out how to reach host the way ssh(1) would from the user's
-// ssh_config (Host, HostName, User, Port, IdentityFile, UserKnownHostsFile;
-// no Match blocks), with ov winning over the file. host may be "user@alias".
-// IdentityFile and UserKnownHostsFile values have ~ and the tokens %d %u %h
-// %r %p %n %l %% expanded. Without IdentityFile it uses those of
-// ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist.
+// ssh_config, with ov winning over the file. host may be "user@alias".
 //
-// It returns an error when the ssh_config file exists but cannot be read or
-// parsed, when it uses ProxyJump or ProxyCommand (not supported: xvmview would
-// silently connect directly), for a port out of range, and for unknown %
-// tokens.
+// Where the OpenSSH client is installed it asks `ssh -G` (with -l and -p for
+// the profile's user and port), which applies Include, Match, Host patterns
+// and negations and tokens exactly as ssh does; otherwise it reads the file
+// itself (Host blocks, Include, Match host/all). It honours HostName, User,
+// Port, IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent,
+// UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
+// StrictHostKeyChecking, BatchMode, AddressFamily, ConnectTimeout,
+// ServerAliveInterval, ServerAliveCountMax, ProxyJump (each hop resolved
+// the same way) and ProxyCommand. IdentityFile, CertificateFile and
+// UserKnownHostsFile values have ~ and the tokens %d %u %h %r %p %n %l %i
+// %L %% expanded. Forwardings, ControlMaster and the algorithm lists do not
+// apply to xvmview's connection.
+//
+// It returns an error when the ssh_config cannot be read or parsed (ssh's
+// own complaint), for an option that changes how the connection is made and
+// that xvmview cannot honour (HostKeyAlias, BindAddress, BindInterface,
+// CanonicalizeHostname, ProxyUseFdpass, PKCS11Provider; the error names
+// it), for a port out of range, and for unknown % tokens.
 func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
+	return resolve(host, ov, cfg, 0, true)
+}
+
+func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Target, error) {
 	if host == "" {
 		return Target{}, errors.New("empty guest host name")
+	}
+	if depth > maxJumpDepth {
+		return Target{}, fmt.Errorf("ProxyJump chain to %s is longer than %d hops (a loop?)", host, maxJumpDepth)
 	}
 	home := cfg.Home
 	if home == "" {
@@ -79,58 +154,82 @@ func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 	if alias == "" {
 		return Target{}, fmt.Errorf("guest %q has no host name", host)
 	}
-
-	cfgPath := cfg.SSHConfigFile
-	if cfgPath == "" {
-		cfgPath = filepath.Join(home, ".ssh", "config")
-	}
-	sc, err := loadSSHConfig(cfgPath)
-	if err != nil {
-		return Target{}, err
-	}
-	get := func(key string) (string, error) {
-		if sc == nil {
-			return "", nil
-		}
-		v, err := sc.Get(alias, key)
-		if err != nil {
-			return "", fmt.Errorf("read %s from %s for %s: %w", key, cfgPath, alias, err)
-		}
-		return v, nil
-	}
-	getAll := func(key string) ([]string, error) {
-		if sc == nil {
-			return nil, nil
-		}
-		v, err := sc.GetAll(alias, key)
-		if err != nil {
-			return nil, fmt.Errorf("read %s from %s for %s: %w", key, cfgPath, alias, err)
-		}
-		return v, nil
+	if strings.HasPrefix(alias, "-") {
+		return Target{}, fmt.Errorf("invalid guest host name %q: starts with '-'", alias)
 	}
 
-	for _, key := range []string{"ProxyJump", "ProxyCommand"} {
-		v, err := get(key)
+	if ov.Port < 0 || ov.Port > 65535 {
+		return Target{}, fmt.Errorf("invalid port \"%d\" for guest %s in the profile: want 1-65535", ov.Port, alias)
+	}
+	cfgPath := userConfigPath(cfg, home)
+	wantUser := cmp.Or(ov.User, userAt)
+	var (
+		set     sshSettings
+		blocks  []appliedBlock
+		fromSSH bool
+		err     error
+	)
+	if sshPath := findSSH(cfg); sshPath != "" {
+		fileArg := ""
+		if cfg.SSHConfigFile != "" || cfg.Home != "" {
+			fileArg = cfgPath
+			if _, err := os.ReadFile(cfgPath); errors.Is(err, fs.ErrNotExist) {
+				fileArg = os.DevNull
+			} else if err != nil {
+				return Target{}, fmt.Errorf("read ssh config: %w", err)
+			}
+		}
+		var extra []string
+		if !proxies {
+			extra = []string{"ProxyJump=none", "ProxyCommand=none"}
+		}
+		set, blocks, err = runSSHG(sshPath, sshGArgs(fileArg, wantUser, ov.Port, extra, alias))
 		if err != nil {
+			return Target{}, fmt.Errorf("guest %s: %w", alias, err)
+		}
+		fromSSH = true
+	} else {
+		if set, err = fallbackSettings(cfgPath, alias); err != nil {
 			return Target{}, err
 		}
-		if v != "" && !strings.EqualFold(v, "none") {
-			return Target{}, fmt.Errorf("%s for %s in %s is not supported: give the guest's address directly", key, alias, cfgPath)
+		if !proxies {
+			delete(set, "proxyjump")
+			delete(set, "proxycommand")
 		}
+	}
+	where := func(key string) string {
+		if fromSSH {
+			return "in your ssh config"
+		}
+		return "in " + cfgPath
+	}
+
+	for _, k := range []struct{ key, name, off string }{
+		{"hostkeyalias", "HostKeyAlias", ""},
+		{"bindaddress", "BindAddress", ""},
+		{"bindinterface", "BindInterface", ""},
+		{"pkcs11provider", "PKCS11Provider", "none"},
+		{"canonicalizehostname", "CanonicalizeHostname", "false"},
+		{"proxyusefdpass", "ProxyUseFdpass", "no"},
+	} {
+		v := set.get(k.key)
+		if v == "" || strings.EqualFold(v, k.off) || (k.off == "false" && strings.EqualFold(v, "no")) || (k.off == "no" && strings.EqualFold(v, "false")) {
+			continue
+		}
+		return Target{}, fmt.Errorf("%s %s for %s %s is not supported by xvmview: remove it for this host or give the guest's address directly", k.name, v, alias, where(k.key))
 	}
 
 	t := Target{Alias: alias, HostName: alias, Port: 22}
-	if v, err := get("HostName"); err != nil {
-		return Target{}, err
-	} else if v != "" {
-		// HostName accepts %h (and %%) only.
+	if v := set.get("hostname"); v != "" {
+		// HostName accepts %h (and %%) only; ssh -G has expanded it.
 		t.HostName = strings.ReplaceAll(strings.ReplaceAll(v, "%h", alias), "%%", "%")
+		if fromSSH {
+			t.HostName = v
+		}
 	}
 
 	t.User = localUser
-	if v, err := get("User"); err != nil {
-		return Target{}, err
-	} else if v != "" {
+	if v := set.get("user"); v != "" {
 		t.User = v
 	}
 	if userAt != "" {
@@ -144,10 +243,8 @@ func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 	}
 
 	portSrc, portFrom := "22", ""
-	if v, err := get("Port"); err != nil {
-		return Target{}, err
-	} else if v != "" {
-		portSrc, portFrom = v, " in "+cfgPath
+	if v := set.get("port"); v != "" {
+		portSrc, portFrom = v, " "+where("port")
 	}
 	if ov.Port != 0 {
 		portSrc, portFrom = strconv.Itoa(ov.Port), " in the profile"
@@ -158,15 +255,15 @@ func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 	}
 	t.Port = p
 
-	tok := tokens{home: home, localUser: localUser, host: t.HostName, user: t.User, port: t.Port, alias: alias}
+	tok := tokens{home: home, localUser: localUser, host: t.HostName, user: t.User, port: t.Port, alias: alias,
+		jump: set.get("proxyjump")}
 	var ids []string
 	switch {
 	case ov.IdentityFile != "":
 		ids = []string{ov.IdentityFile}
+	case fromSSH && slices.Equal(set["identityfile"], defaultIdentities):
 	default:
-		if ids, err = getAll("IdentityFile"); err != nil {
-			return Target{}, err
-		}
+		ids = set["identityfile"]
 	}
 	for _, id := range ids {
 		if strings.EqualFold(id, "none") {
@@ -179,17 +276,28 @@ func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 		t.IdentityFiles = append(t.IdentityFiles, p)
 	}
 	if len(ids) == 0 {
-		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		// OpenSSH's defaults that x/crypto/ssh can use, in OpenSSH's order.
+		for _, name := range []string{"id_rsa", "id_ecdsa", "id_ed25519"} {
 			p := filepath.Join(home, ".ssh", name)
 			if _, err := os.Stat(p); err == nil {
 				t.IdentityFiles = append(t.IdentityFiles, p)
 			}
 		}
 	}
+	for _, c := range set["certificatefile"] {
+		if strings.EqualFold(c, "none") {
+			continue
+		}
+		p, err := tok.expand(c)
+		if err != nil {
+			return Target{}, fmt.Errorf("CertificateFile %q for %s: %w", c, alias, err)
+		}
+		t.CertificateFiles = append(t.CertificateFiles, p)
+	}
 
-	khs, err := get("UserKnownHostsFile")
-	if err != nil {
-		return Target{}, err
+	khs := set.get("userknownhostsfile")
+	if fromSSH && khs == filepath.Join(sshHome(), ".ssh", "known_hosts")+" "+filepath.Join(sshHome(), ".ssh", "known_hosts2") {
+		khs = "" // ssh's default
 	}
 	if khs == "" {
 		kh := cfg.UserKnownHosts
@@ -209,7 +317,176 @@ func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 			t.KnownHostsFiles = append(t.KnownHostsFiles, p)
 		}
 	}
+	for _, f := range strings.Fields(set.get("globalknownhostsfile")) {
+		if strings.EqualFold(f, "none") || f == os.DevNull {
+			continue
+		}
+		p, err := tok.expand(f)
+		if err != nil {
+			return Target{}, fmt.Errorf("GlobalKnownHostsFile %q for %s: %w", f, alias, err)
+		}
+		t.GlobalKnownHostsFiles = append(t.GlobalKnownHostsFiles, p)
+	}
+
+	t.IdentitiesOnly = yes(set.get("identitiesonly"))
+	t.BatchMode = yes(set.get("batchmode"))
+	t.HashKnownHosts = yes(set.get("hashknownhosts"))
+	switch v := strings.ToLower(set.get("stricthostkeychecking")); v {
+	case "true":
+		t.StrictHostKeyChecking = "yes"
+	case "false":
+		t.StrictHostKeyChecking = "no"
+	default:
+		t.StrictHostKeyChecking = v
+	}
+	if v := set.get("identityagent"); v != "" && !strings.EqualFold(v, "SSH_AUTH_SOCK") {
+		if strings.EqualFold(v, "none") {
+			t.IdentityAgent = "none"
+		} else if strings.HasPrefix(v, "$") {
+			t.IdentityAgent = os.Getenv(strings.Trim(v[1:], "{}"))
+			if t.IdentityAgent == "" {
+				t.IdentityAgent = "none"
+			}
+		} else if t.IdentityAgent, err = tok.expand(v); err != nil {
+			return Target{}, fmt.Errorf("IdentityAgent %q for %s: %w", v, alias, err)
+		}
+	}
+	switch strings.ToLower(set.get("addressfamily")) {
+	case "inet":
+		t.Network = "tcp4"
+	case "inet6":
+		t.Network = "tcp6"
+	}
+	if t.ConnectTimeout, err = seconds(set.get("connecttimeout"), "ConnectTimeout", alias); err != nil {
+		return Target{}, err
+	}
+	if t.ServerAliveInterval, err = seconds(set.get("serveraliveinterval"), "ServerAliveInterval", alias); err != nil {
+		return Target{}, err
+	}
+	if v := set.get("serveralivecountmax"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Target{}, fmt.Errorf("invalid ServerAliveCountMax %q for %s: want a number", v, alias)
+		}
+		t.ServerAliveCountMax = n
+	}
+
+	if pc := set.get("proxycommand"); pc != "" && !strings.EqualFold(pc, "none") {
+		if t.ProxyCommand, err = tok.expand(pc); err != nil {
+			return Target{}, fmt.Errorf("ProxyCommand %q for %s: %w", pc, alias, err)
+		}
+		t.ProxyCommand = strings.TrimPrefix(t.ProxyCommand, "exec ")
+	}
+	if pj := set.get("proxyjump"); pj != "" && !strings.EqualFold(pj, "none") {
+		t.ProxyCommand = ""
+		hops := strings.Split(pj, ",")
+		for i, h := range hops {
+			hopHost, hopPort, err := parseJump(h)
+			if err != nil {
+				return Target{}, fmt.Errorf("ProxyJump %q for %s: %w", pj, alias, err)
+			}
+			// As ssh -J does: the first hop is reached the way its own
+			// config says, each later one through the hop before it.
+			hop, err := resolve(hopHost, Overrides{Port: hopPort}, cfg, depth+1, i == 0)
+			if err != nil {
+				return Target{}, fmt.Errorf("jump host %s of %s: %w", h, alias, err)
+			}
+			inner := hop.Jumps
+			hop.Jumps, hop.Settings = nil, nil
+			t.Jumps = append(append(t.Jumps, inner...), hop)
+		}
+	}
+	t.Settings = settingsOf(set, blocks)
 	return t, nil
+}
+
+// parseJump splits one ProxyJump hop, [user@]host[:port] or
+// ssh://[user@]host[:port], into the host (with user@) and port (0: none).
+func parseJump(h string) (string, int, error) {
+	h = strings.TrimPrefix(strings.TrimSpace(h), "ssh://")
+	userAt := ""
+	if i := strings.LastIndexByte(h, '@'); i >= 0 {
+		userAt, h = h[:i+1], h[i+1:]
+	}
+	host, port := h, 0
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", 0, fmt.Errorf("hop %q: missing ]", h)
+		}
+		host = h[1:end]
+		if rest := h[end+1:]; rest != "" {
+			p, ok := strings.CutPrefix(rest, ":")
+			if !ok {
+				return "", 0, fmt.Errorf("hop %q: junk after ]", h)
+			}
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return "", 0, fmt.Errorf("hop %q: invalid port %q", h, p)
+			}
+			port = n
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		n, err := strconv.Atoi(h[i+1:])
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, fmt.Errorf("hop %q: invalid port %q", h, h[i+1:])
+		}
+		host, port = h[:i], n
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("hop %q has no host name", h)
+	}
+	return userAt + host, port, nil
+}
+
+func yes(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "true":
+		return true
+	}
+	return false
+}
+
+// seconds reads a time in ssh_config's form: "none", seconds, or a time
+// with units (ssh -G prints seconds).
+func seconds(v, name, alias string) (time.Duration, error) {
+	if v == "" || strings.EqualFold(v, "none") {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(strings.ToLower(v))
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid %s %q for %s: want seconds", name, v, alias)
+	}
+	return d, nil
+}
+
+// shownSettings are the options `xvmview check` lists.
+var shownSettings = []string{"hostname", "user", "port", "identityfile", "certificatefile", "identitiesonly",
+	"identityagent", "userknownhostsfile", "globalknownhostsfile", "stricthostkeychecking", "hashknownhosts",
+	"batchmode", "addressfamily", "connecttimeout", "serveraliveinterval", "serveralivecountmax", "proxyjump",
+	"proxycommand"}
+
+func settingsOf(set sshSettings, blocks []appliedBlock) []Setting {
+	src := sources(blocks, shownSettings)
+	var out []Setting
+	for _, k := range shownSettings {
+		for _, v := range set[k] {
+			out = append(out, Setting{Key: k, Value: v, Source: src[k]})
+		}
+	}
+	return out
+}
+
+// sshHome is the home directory ssh(1) expands ~ with: the user's
+// password-database entry.
+func sshHome() string {
+	if u, err := user.Current(); err == nil {
+		return u.HomeDir
+	}
+	return ""
 }
 
 func loadSSHConfig(path string) (*ssh_config.Config, error) {
@@ -230,8 +507,8 @@ func loadSSHConfig(path string) (*ssh_config.Config, error) {
 
 // tokens expands ~ and ssh_config % tokens in file names.
 type tokens struct {
-	home, localUser, host, user, alias string
-	port                               int
+	home, localUser, host, user, alias, jump string
+	port                                     int
 }
 
 func (t tokens) expand(s string) (string, error) {
@@ -265,12 +542,21 @@ func (t tokens) expand(s string) (string, error) {
 			b.WriteString(strconv.Itoa(t.port))
 		case 'n':
 			b.WriteString(t.alias)
-		case 'l':
+		case 'l', 'L':
 			h, err := os.Hostname()
 			if err != nil {
 				return "", fmt.Errorf("expand %%l: %w", err)
 			}
+			if s[i] == 'L' {
+				h, _, _ = strings.Cut(h, ".")
+			}
 			b.WriteString(h)
+		case 'i':
+			b.WriteString(strconv.Itoa(os.Getuid()))
+		case 'k':
+			b.WriteString(t.alias)
+		case 'j':
+			b.WriteString(t.jump)
 		default:
 			return "", fmt.Errorf("unsupported token %%%c", s[i])
 		}

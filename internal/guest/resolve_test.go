@@ -2,11 +2,13 @@ package guest
 
 import (
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const testSSHConfig = `# test config
@@ -22,17 +24,66 @@ Host other
     HostName %h.example.org
 
 Host jump
-    ProxyJump bastion
+    ProxyJump bastion,carol@b2:2200
 
-Host badport
-    Port 99999
+Host bastion
+    HostName 10.9.9.9
+    User jim
+    ProxyCommand nc %h %p
 
-Host badtoken
-    IdentityFile ~/%z
+Host b2
+    ProxyJump nowhere
+
+Host proxied
+    HostName 10.0.0.3
+    ProxyCommand exec nc -q0 %h %p via %r
+    ConnectTimeout 7
+    ServerAliveInterval 9
+    ServerAliveCountMax 2
+    IdentitiesOnly yes
+    CertificateFile ~/.ssh/c-cert.pub
+    AddressFamily inet
+    BatchMode yes
+    HashKnownHosts yes
+    StrictHostKeyChecking yes
+
+Host !nomatch neg*
+    User negated
 
 Host *
     User fallback
 `
+
+// backends are the ways Resolve can read ssh_config: through `ssh -G`
+// (when the OpenSSH client is here; CI=true requires it) and its own reader.
+func backends(t *testing.T) []string {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ssh missing: install openssh-client")
+		}
+		return []string{"none"}
+	}
+	return []string{"", "none"}
+}
+
+// essentials is the part of a Target the table compares.
+type essentials struct {
+	Alias, HostName string
+	Port            int
+	User            string
+	IdentityFiles   []string
+	KnownHostsFiles []string
+	ProxyCommand    string
+	Jumps           []string
+}
+
+func essentialsOf(t Target) essentials {
+	e := essentials{t.Alias, t.HostName, t.Port, t.User, t.IdentityFiles, t.KnownHostsFiles, t.ProxyCommand, nil}
+	for _, j := range t.Jumps {
+		e.Jumps = append(e.Jumps, j.User+"@"+j.Addr()+" "+j.ProxyCommand)
+	}
+	return e
+}
 
 func TestResolve(t *testing.T) {
 	home := t.TempDir()
@@ -49,93 +100,179 @@ func TestResolve(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(testSSHConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{SSHConfigFile: cfgFile, Home: home}
-	defaultIDs := []string{filepath.Join(home, ".ssh", "id_ed25519"), filepath.Join(home, ".ssh", "id_rsa")}
+	defaultIDs := []string{filepath.Join(home, ".ssh", "id_rsa"), filepath.Join(home, ".ssh", "id_ed25519")}
 	defaultKH := []string{filepath.Join(home, ".ssh", "known_hosts")}
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	myguest := Target{
-		Alias: "myguest", HostName: "10.0.0.2", Port: 2222, User: "alice",
-		IdentityFiles:   []string{filepath.Join(home, ".ssh", "guest_key"), home + "/keys/alice@10.0.0.2:2222"},
-		KnownHostsFiles: []string{filepath.Join(home, "kh1"), home + "/kh2"},
-	}
-	tests := []struct {
-		name string
-		host string
-		ov   Overrides
-		cfg  Config
-		want Target
-	}{
-		{"alias", "myguest", Overrides{}, cfg, myguest},
-		{"overrides win", "myguest", Overrides{User: "bob", Port: 2200, IdentityFile: "~/profile_key"}, cfg, Target{
-			Alias: "myguest", HostName: "10.0.0.2", Port: 2200, User: "bob",
-			IdentityFiles:   []string{filepath.Join(home, "profile_key")},
-			KnownHostsFiles: myguest.KnownHostsFiles,
-		}},
-		{"user@alias", "carol@myguest", Overrides{}, cfg, func() Target {
-			tg := myguest
-			tg.User = "carol"
-			tg.IdentityFiles = []string{myguest.IdentityFiles[0], home + "/keys/carol@10.0.0.2:2222"}
-			return tg
-		}()},
-		{"unlisted host gets defaults", "10.1.2.3", Overrides{}, cfg, Target{
-			Alias: "10.1.2.3", HostName: "10.1.2.3", Port: 22, User: "fallback",
-			IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
-		}},
-		{"HostName with %h", "other", Overrides{}, cfg, Target{
-			Alias: "other", HostName: "other.example.org", Port: 22, User: "fallback",
-			IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
-		}},
-		{"configured known_hosts", "other", Overrides{}, Config{SSHConfigFile: cfgFile, Home: home, UserKnownHosts: "/x/kh"}, Target{
-			Alias: "other", HostName: "other.example.org", Port: 22, User: "fallback",
-			IdentityFiles: defaultIDs, KnownHostsFiles: []string{"/x/kh"},
-		}},
-		{"missing config file", "myguest", Overrides{}, Config{SSHConfigFile: filepath.Join(home, "nope"), Home: home}, Target{
-			Alias: "myguest", HostName: "myguest", Port: 22, User: me.Username,
-			IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Resolve(tt.host, tt.ov, tt.cfg)
-			if err != nil {
-				t.Fatalf("Resolve(%q): %v", tt.host, err)
+	for _, backend := range backends(t) {
+		t.Run("ssh="+backend, func(t *testing.T) {
+			cfg := Config{SSHConfigFile: cfgFile, Home: home, SSH: backend}
+			// ssh -G expands ~ and %d in UserKnownHostsFile with the
+			// account's home, as ssh does.
+			khHome := home
+			if backend == "" {
+				khHome = sshHome()
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Resolve(%q) =\n%+v\nwant\n%+v", tt.host, got, tt.want)
+			myguest := essentials{
+				Alias: "myguest", HostName: "10.0.0.2", Port: 2222, User: "alice",
+				IdentityFiles:   []string{filepath.Join(home, ".ssh", "guest_key"), home + "/keys/alice@10.0.0.2:2222"},
+				KnownHostsFiles: []string{filepath.Join(khHome, "kh1"), khHome + "/kh2"},
 			}
-		})
-	}
+			tests := []struct {
+				name string
+				host string
+				ov   Overrides
+				cfg  Config
+				want essentials
+			}{
+				{"alias", "myguest", Overrides{}, cfg, myguest},
+				{"overrides win", "myguest", Overrides{User: "bob", Port: 2200, IdentityFile: "~/profile_key"}, cfg, essentials{
+					Alias: "myguest", HostName: "10.0.0.2", Port: 2200, User: "bob",
+					IdentityFiles:   []string{filepath.Join(home, "profile_key")},
+					KnownHostsFiles: myguest.KnownHostsFiles,
+				}},
+				{"user@alias", "carol@myguest", Overrides{}, cfg, func() essentials {
+					tg := myguest
+					tg.User = "carol"
+					tg.IdentityFiles = []string{myguest.IdentityFiles[0], home + "/keys/carol@10.0.0.2:2222"}
+					return tg
+				}()},
+				{"unlisted host gets defaults", "10.1.2.3", Overrides{}, cfg, essentials{
+					Alias: "10.1.2.3", HostName: "10.1.2.3", Port: 22, User: "fallback",
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+				}},
+				{"negated pattern", "negx", Overrides{}, cfg, essentials{
+					Alias: "negx", HostName: "negx", Port: 22, User: "negated",
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+				}},
+				{"HostName with %h", "other", Overrides{}, cfg, essentials{
+					Alias: "other", HostName: "other.example.org", Port: 22, User: "fallback",
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+				}},
+				{"configured known_hosts", "other", Overrides{}, Config{SSHConfigFile: cfgFile, Home: home, UserKnownHosts: "/x/kh", SSH: backend}, essentials{
+					Alias: "other", HostName: "other.example.org", Port: 22, User: "fallback",
+					IdentityFiles: defaultIDs, KnownHostsFiles: []string{"/x/kh"},
+				}},
+				{"missing config file", "myguest", Overrides{}, Config{SSHConfigFile: filepath.Join(home, "nope"), Home: home, SSH: backend}, essentials{
+					Alias: "myguest", HostName: "myguest", Port: 22, User: me.Username,
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+				}},
+				{"ProxyJump: the first hop's own ProxyCommand, the second's ProxyJump ignored", "jump", Overrides{}, cfg, essentials{
+					Alias: "jump", HostName: "jump", Port: 22, User: "fallback",
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+					Jumps: []string{"jim@10.9.9.9:22 nc 10.9.9.9 22", "carol@b2:2200 "},
+				}},
+				{"ProxyCommand tokens", "proxied", Overrides{User: "u"}, cfg, essentials{
+					Alias: "proxied", HostName: "10.0.0.3", Port: 22, User: "u",
+					IdentityFiles: defaultIDs, KnownHostsFiles: defaultKH,
+					ProxyCommand: "nc -q0 10.0.0.3 22 via u",
+				}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					got, err := Resolve(tt.host, tt.ov, tt.cfg)
+					if err != nil {
+						t.Fatalf("Resolve(%q): %v", tt.host, err)
+					}
+					if !reflect.DeepEqual(essentialsOf(got), tt.want) {
+						t.Errorf("Resolve(%q) =\n%+v\nwant\n%+v", tt.host, essentialsOf(got), tt.want)
+					}
+				})
+			}
 
-	errTests := []struct {
-		name, host string
-		ov         Overrides
-		wantErr    string
-	}{
-		{"ProxyJump", "jump", Overrides{}, "ProxyJump for jump in " + cfgFile + " is not supported"},
-		{"port out of range", "badport", Overrides{}, `invalid port "99999" for guest badport in ` + cfgFile},
-		{"override port out of range", "myguest", Overrides{Port: 70000}, `invalid port "70000" for guest myguest in the profile`},
-		{"unknown token", "badtoken", Overrides{}, "unsupported token %z"},
-		{"empty host", "", Overrides{}, "empty guest host name"},
-		{"user only", "bob@", Overrides{}, "has no host name"},
-	}
-	for _, tt := range errTests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Resolve(tt.host, tt.ov, cfg)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Resolve(%q) = %+v, %v; want error containing %q", tt.host, got, err, tt.wantErr)
+			t.Run("options", func(t *testing.T) {
+				got, err := Resolve("proxied", Overrides{}, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.ConnectTimeout != 7*time.Second || got.ServerAliveInterval != 9*time.Second || got.ServerAliveCountMax != 2 ||
+					!got.IdentitiesOnly || !got.BatchMode || !got.HashKnownHosts || got.StrictHostKeyChecking != "yes" || got.Network != "tcp4" ||
+					!reflect.DeepEqual(got.CertificateFiles, []string{filepath.Join(home, ".ssh", "c-cert.pub")}) {
+					t.Errorf("Resolve(proxied) = %+v", got)
+				}
+			})
+
+			errTests := []struct {
+				name, config, host string
+				ov                 Overrides
+				wantErr            string
+			}{
+				{"port out of range", "Host badport\n  Port 99999\n", "badport", Overrides{}, `99999`},
+				{"override port out of range", "", "myguest", Overrides{Port: 70000}, `invalid port "70000" for guest myguest in the profile`},
+				{"unknown token", "Host badtoken\n  IdentityFile ~/%z\n", "badtoken", Overrides{}, "unsupported token %z"},
+				{"unsupported option", "Host aliased\n  HostKeyAlias other\n", "aliased", Overrides{}, "HostKeyAlias other for aliased"},
+				{"jump loop", "Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n", "a", Overrides{}, "ProxyJump chain"},
+				{"empty host", "", "", Overrides{}, "empty guest host name"},
+				{"user only", "", "bob@", Overrides{}, "has no host name"},
+				{"option as host", "", "-oProxyCommand=x", Overrides{}, "starts with '-'"},
+			}
+			for _, tt := range errTests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := filepath.Join(t.TempDir(), "config")
+					if err := os.WriteFile(f, []byte(tt.config), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					got, err := Resolve(tt.host, tt.ov, Config{SSHConfigFile: f, Home: home, SSH: backend})
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("Resolve(%q) = %+v, %v; want error containing %q", tt.host, got, err, tt.wantErr)
+					}
+				})
 			}
 		})
 	}
 }
 
+// TestResolveOpenSSHOnly: what only `ssh -G` gets right: Include and Match.
+func TestResolveOpenSSHOnly(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ssh missing: install openssh-client")
+		}
+		t.Skip("no OpenSSH client")
+	}
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "config.d")
+	if err := os.Mkdir(inc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inc, "a.conf"), []byte("Host included\n  HostName 10.7.7.7\n  Port 2022\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfgFile, []byte("Include "+inc+"/*.conf\nMatch host matched user mu\n  HostName 10.8.8.8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{SSHConfigFile: cfgFile, Home: dir}
+	got, err := Resolve("included", Overrides{}, cfg)
+	if err != nil || got.HostName != "10.7.7.7" || got.Port != 2022 {
+		t.Errorf("Resolve(included) = %+v, %v; want 10.7.7.7:2022 from the Included file", got, err)
+	}
+	var src string
+	for _, s := range got.Settings {
+		if s.Key == "hostname" {
+			src = s.Source
+		}
+	}
+	if want := filepath.Join(inc, "a.conf") + ":2"; src != want {
+		t.Errorf("HostName comes from %q, want %q", src, want)
+	}
+	if got, err := Resolve("matched", Overrides{User: "mu"}, cfg); err != nil || got.HostName != "10.8.8.8" {
+		t.Errorf("Resolve(matched) = %+v, %v; want the Match block's 10.8.8.8", got, err)
+	}
+	// The profile's user is what Match user sees.
+	if got, err := Resolve("matched", Overrides{User: "other"}, cfg); err != nil || got.HostName != "matched" {
+		t.Errorf("Resolve(matched) as other = %+v, %v; want no Match", got, err)
+	}
+}
+
 func TestResolveUnreadableConfig(t *testing.T) {
-	cfgFile := t.TempDir() // a directory: open works, read fails
-	_, err := Resolve("a", Overrides{}, Config{SSHConfigFile: cfgFile, Home: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), cfgFile) {
-		t.Fatalf("Resolve with an unreadable config = %v, want an error naming %s", err, cfgFile)
+	for _, backend := range backends(t) {
+		cfgFile := t.TempDir() // a directory: open works, read fails
+		_, err := Resolve("a", Overrides{}, Config{SSHConfigFile: cfgFile, Home: t.TempDir(), SSH: backend})
+		if err == nil || !strings.Contains(err.Error(), cfgFile) {
+			t.Fatalf("Resolve (ssh=%q) with an unreadable config = %v, want an error naming %s", backend, err, cfgFile)
+		}
 	}
 }

@@ -358,7 +358,11 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 	if r.pl.Transport == profile.TransportTCP {
 		host := r.pl.DisplayHost
 		if host == "" {
-			host = c.LocalIP().String()
+			ip := c.LocalIP()
+			if ip == nil {
+				return nil, nil, fmt.Errorf("transport tcp: the guest %s is reached through a jump host or ProxyCommand, so it cannot dial this machine's end of the connection: set display_host in the profile", r.pl.Guest.Alias)
+			}
+			host = ip.String()
 		}
 		display, gn = guestDisplay(host, n), n
 		r.notice("transport tcp: X traffic and the cookie cross the network to %s in clear", r.pl.Guest.HostName)

@@ -1,0 +1,127 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
+)
+
+// TestRealJumps reaches a real test guest the ways ssh_config can say:
+// through a second test guest as jump host (ProxyJump, an Include'd Host),
+// through a ProxyCommand (`ssh -W` via that jump host, and `nc`), and by a
+// Match block. Connections through the jump host arrive at the guest's sshd
+// from the jump host's address on the link between them.
+func TestRealJumps(t *testing.T) {
+	requireOpenSSH(t)
+	g := testguest.Start(t, testguest.Options{})
+	j := testguest.Start(t, testguest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	jumpAddr, err := j.Link(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	incDir := filepath.Join(dir, "config.d")
+	must(t, os.Mkdir(incDir, 0o700))
+	empty := filepath.Join(dir, "empty_known_hosts")
+	must(t, os.WriteFile(empty, nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(incDir, "jump.conf"),
+		[]byte(j.HostStanza("jump", j.KnownHosts)+j.HostStanza("unknownjump", empty)), 0o600))
+	cfgFile := filepath.Join(dir, "config")
+	guestStanza := func(host string) string {
+		return strings.Replace(g.HostStanza(host, g.KnownHosts), "Host "+host+"\n", host+"\n", 1)
+	}
+	conf := "Include " + incDir + "/*.conf\n" +
+		"Host viajump\n" + strings.SplitN(guestStanza(""), "\n", 2)[1] + "\tProxyJump jump\n" +
+		"Host viassh\n" + strings.SplitN(guestStanza(""), "\n", 2)[1] + "\tProxyCommand ssh -F " + cfgFile + " -W %h:%p jump\n" +
+		"Host vianc\n" + strings.SplitN(guestStanza(""), "\n", 2)[1] + "\tProxyCommand nc %h %p\n" +
+		"Host viaunknown\n" + strings.SplitN(guestStanza(""), "\n", 2)[1] + "\tProxyJump unknownjump\n" +
+		"Match host matched\n" + strings.SplitN(guestStanza(""), "\n", 2)[1]
+	must(t, os.WriteFile(cfgFile, []byte(conf), 0o600))
+	cfg := Config{SSHConfigFile: cfgFile, Home: dir}
+
+	for _, tt := range []struct {
+		host, from string
+		jumps      int
+	}{
+		{"viajump", jumpAddr, 1},
+		{"viassh", jumpAddr, 0},
+		{"vianc", g.HostAddr, 0},
+		{"matched", g.HostAddr, 0},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			tg, err := Resolve(tt.host, Overrides{}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tg.Jumps) != tt.jumps || tg.HostName != g.Addr {
+				t.Fatalf("Resolve(%s) = %+v, want %s with %d jump hosts", tt.host, tg, g.Addr, tt.jumps)
+			}
+			c := dialReal(t, tg)
+			defer c.Close()
+			var out strings.Builder
+			if err := c.Run(ctx, `printf %s "${SSH_CLIENT%% *}"`, nil, &out, nil); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tt.from {
+				t.Errorf("the guest saw the connection come from %q, want %q", out.String(), tt.from)
+			}
+			if tt.from != g.HostAddr && c.LocalIP() != nil {
+				t.Errorf("LocalIP = %v through a jump host, want nil", c.LocalIP())
+			}
+		})
+	}
+
+	t.Run("jump host key unknown", func(t *testing.T) {
+		tg, err := Resolve("viaunknown", Overrides{}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = dial(t, tg, noAgent)
+		var he *HostKeyError
+		if !errors.As(err, &he) || !he.Jump || he.Changed || !strings.Contains(err.Error(), "jump host unknownjump") ||
+			!strings.Contains(err.Error(), j.HostKeyFingerprint) {
+			t.Fatalf("Dial through a jump host with an unknown key = %v, want *HostKeyError naming jump host unknownjump and %s", err, j.HostKeyFingerprint)
+		}
+	})
+
+	t.Run("ProxyCommand fails", func(t *testing.T) {
+		tg, err := Resolve("vianc", Overrides{}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.ProxyCommand = "echo no route to nowhere >&2; exit 3"
+		_, err = dial(t, tg, noAgent)
+		if err == nil || !strings.Contains(err.Error(), "no route to nowhere") {
+			t.Fatalf("Dial with a failing ProxyCommand = %v, want its stderr in the error", err)
+		}
+	})
+}
+
+// requireOpenSSH skips without ssh and nc, or fails under CI=true.
+func requireOpenSSH(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"ssh", "nc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s missing: run scripts/install-deps.sh", tool)
+			}
+			t.Skipf("%s missing", tool)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,153 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proxyConn is a ProxyCommand's standard input and output as a connection:
+// the command runs locally through sh -c (it is the user's own ssh_config),
+// in a process group of its own that Close ends.
+type proxyConn struct {
+	cmd     *exec.Cmd
+	r       io.ReadCloser
+	w       io.WriteCloser
+	addr    string
+	stderr  *tailBuffer
+	waited  chan struct{}
+	waitErr error
+
+	closeOnce sync.Once
+}
+
+// proxyGrace is how long a ProxyCommand gets to exit after its input closed,
+// and again after SIGTERM.
+const proxyGrace = time.Second
+
+// startProxy starts command (tokens already expanded) for the connection to
+// addr.
+func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
+	cmd := exec.Command("/bin/sh", "-c", "exec "+command)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &proxyConn{cmd: cmd, addr: addr, stderr: &tailBuffer{max: 4096}, waited: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	var err error
+	if p.w, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("ProxyCommand for %s: %w", addr, err)
+	}
+	if p.r, err = cmd.StdoutPipe(); err != nil {
+		return nil, fmt.Errorf("ProxyCommand for %s: %w", addr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ProxyCommand for %s: %w", addr, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, &UnreachableError{Addr: addr, Err: fmt.Errorf("ProxyCommand %q: %w", command, err)}
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.waited)
+	}()
+	return p, nil
+}
+
+func (p *proxyConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *proxyConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// Close closes the command's input and ends its process group unless it
+// exits by itself within proxyGrace (so a failing command's last words on
+// stderr are kept): SIGTERM, then SIGKILL after another proxyGrace. It does
+// not wait.
+func (p *proxyConn) Close() error {
+	p.closeOnce.Do(func() {
+		p.w.Close()
+		pgid := p.cmd.Process.Pid
+		go func() {
+			t := time.NewTimer(proxyGrace)
+			defer t.Stop()
+			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+				select {
+				case <-p.waited:
+					return
+				case <-t.C:
+					_ = syscall.Kill(-pgid, sig)
+					t.Reset(proxyGrace)
+				}
+			}
+		}()
+	})
+	return nil
+}
+
+// exitText describes how the command ended, with the end of its stderr,
+// when it has ended; "" while it runs.
+func (p *proxyConn) exitText() string {
+	select {
+	case <-p.waited:
+	case <-time.After(proxyGrace / 2):
+		return ""
+	}
+	msg := "ProxyCommand exited"
+	if p.waitErr != nil {
+		msg += " (" + p.waitErr.Error() + ")"
+	}
+	if s := strings.TrimSpace(p.stderr.String()); s != "" {
+		msg += ": " + s
+	}
+	return msg
+}
+
+// proxyExit is the ProxyCommand's exit as an error when conn is one whose
+// command has ended.
+func proxyExit(conn net.Conn) error {
+	p, ok := conn.(*proxyConn)
+	if !ok {
+		return nil
+	}
+	if s := p.exitText(); s != "" {
+		return errors.New(s)
+	}
+	return nil
+}
+
+type proxyAddr string
+
+func (a proxyAddr) Network() string { return "proxycommand" }
+func (a proxyAddr) String() string  { return string(a) }
+
+func (p *proxyConn) LocalAddr() net.Addr                { return proxyAddr("proxycommand") }
+func (p *proxyConn) RemoteAddr() net.Addr               { return proxyAddr(p.addr) }
+func (p *proxyConn) SetDeadline(t time.Time) error      { return errors.ErrUnsupported }
+func (p *proxyConn) SetReadDeadline(t time.Time) error  { return errors.ErrUnsupported }
+func (p *proxyConn) SetWriteDeadline(t time.Time) error { return errors.ErrUnsupported }
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

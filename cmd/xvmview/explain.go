@@ -50,6 +50,7 @@ func hintFor(err error, profileName, display string) string {
 		un  *session.UnreachableError
 		hk  *session.HostKeyError
 		au  *session.AuthError
+		pp  *session.PassphraseError
 		dr  *session.HandshakeDroppedError
 		pe  *profile.Error
 		gl  *session.GuestLostError
@@ -75,12 +76,22 @@ func hintFor(err error, profileName, display string) string {
 		return hostDisplayHint(display)
 	case errors.As(err, &gc):
 		return "fix the guest's entry in ~/.ssh/config or the profile"
+	case errors.As(err, &un) && un.Via != "":
+		return fmt.Sprintf("can jump host %s reach %s? Check HostName/Port in ~/.ssh/config (`ssh -G %s` shows them)", un.Via, un.Addr, un.Via)
 	case errors.As(err, &un):
 		return fmt.Sprintf("is the guest running, and does its sshd listen on %s? Check the profile's host and port, and HostName/Port in ~/.ssh/config", un.Addr)
 	case errors.As(err, &hk) && hk.Changed:
 		return fmt.Sprintf("this may be an attack: someone may be between you and the guest. If you know the guest was reinstalled, "+
 			"check the new fingerprint on its console, remove the old key with `ssh-keygen -R %s -f %s`, then run `xvmview trust %s`",
 			hk.KnownHostsName(), hk.KnownHosts, profileName)
+	case errors.As(err, &hk) && hk.Jump:
+		return fmt.Sprintf("compare the fingerprint with the jump host's own (on its console: %s), then accept it with `ssh %s` once",
+			fingerprintCommand(hk.KeyType), hk.Alias)
+	case errors.As(err, &hk) && hk.Declined:
+		return fmt.Sprintf("if the fingerprint is the guest's own (on its console: %s), run it again and answer yes, or use `xvmview trust %s`",
+			fingerprintCommand(hk.KeyType), profileName)
+	case errors.As(err, &pp):
+		return fmt.Sprintf("give the key's passphrase when asked, or add the key to your agent once: ssh-add %s", pp.File)
 	case errors.As(err, &hk):
 		return fmt.Sprintf("compare the fingerprint with the guest's own (on its console: %s), then accept it with `xvmview trust %s`",
 			fingerprintCommand(hk.KeyType), profileName)

@@ -77,7 +77,7 @@ type PassphraseError struct {
 
 func (e *PassphraseError) Error() string {
 	if e.Declined {
-		return fmt.Sprintf("no passphrase for %s: %v (add the key to your agent with `ssh-add %s`, or answer the prompt)", e.File, e.Err, e.File)
+		return fmt.Sprintf("no passphrase for %s: %v", e.File, e.Err)
 	}
 	return fmt.Sprintf("wrong passphrase for %s, %d times", e.File, e.Tries)
 }

@@ -88,7 +88,8 @@ type Overrides struct {
 type Config struct {
 	// SSHConfigFile is the only ssh_config file read, like `ssh -F`. ""
 	// means HOME/.ssh/config and then the system's file, as ssh reads
-	// them; a missing file is fine.
+	// them (only the former when Home or $HOME is not the account's home
+	// directory, which is where ssh looks); a missing file is fine.
 	SSHConfigFile  string
 	UserKnownHosts string // default HOME/.ssh/known_hosts; ssh_config's UserKnownHostsFile wins
 	Home           string // default os.UserHomeDir()
@@ -171,7 +172,9 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	)
 	if sshPath := findSSH(cfg); sshPath != "" {
 		fileArg := ""
-		if cfg.SSHConfigFile != "" || cfg.Home != "" {
+		// ssh reads ~/.ssh/config from the account's home; xvmview follows
+		// $HOME, so when that is elsewhere, only that file is read.
+		if cfg.SSHConfigFile != "" || cfg.Home != "" || home != sshHome() {
 			fileArg = cfgPath
 			if _, err := os.ReadFile(cfgPath); errors.Is(err, fs.ErrNotExist) {
 				fileArg = os.DevNull

@@ -13,6 +13,7 @@ type (
 	HostKeyError           = guest.HostKeyError
 	UnreachableError       = guest.UnreachableError
 	AuthError              = guest.AuthError
+	PassphraseError        = guest.PassphraseError
 	HandshakeDroppedError  = guest.HandshakeDroppedError
 	ForwardingRefusedError = guest.ForwardingRefusedError
 	NoKnownHostsError      = guest.NoKnownHostsError

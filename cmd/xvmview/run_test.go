@@ -15,7 +15,7 @@ func TestRunCLI(t *testing.T) {
 		{name: "dry run local", args: []string{"run", "mine", "--dry-run", "--", "-update", "1"}, wantOut: []string{
 			"-displayfd 3", "-auth ", "-reset -terminate", "-name xvmview-mine", "DISPLAY=:N", "xclock -update 1"},
 			notOut: []string{"-listen tcp"}},
-		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-nolisten tcp", "DISPLAY=localhost:D", "xauth -q nmerge -", "<redacted>"}},
+		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-nolisten tcp", "DISPLAY=localhost:D", "XAUTHORITY=$XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority", "nmerge -", "<redacted>"}},
 		{name: "no display", args: []string{"run", "mine"}, env: map[string]string{"DISPLAY": ""}, wantCode: 1, wantErr: []string{"DISPLAY is not set", "make demo"}},
 		{name: "no Xephyr", args: []string{"run", "mine"}, env: map[string]string{"DISPLAY": ":99", "PATH": noXephyr}, wantCode: 1, wantErr: []string{"Xephyr not found", "xvmview: hint: install it: sudo apt-get install --no-install-recommends xserver-xephyr"}},
 	}

@@ -1,6 +1,6 @@
 // Package session runs one launch: it turns a profile into a Plan (pure: no
 // I/O), then Run executes the plan — Xephyr, the SSH login, the guest's
-// Xauthority entry, the window manager and the app — supervises it and tears
+// session Xauthority file, the window manager and the app — supervises it and tears
 // everything down in reverse order, recording what it could not undo so that
 // the next launch cleans up.
 package session
@@ -111,23 +111,17 @@ func guestDisplay(host string, n int) string {
 // too; a taken port is skipped).
 const firstForwardDisplay = 10
 
-// Guest-side shell commands. Each is built from constants and quoted values.
-//
-// guestXauthAdd first removes what the guest's clients of the displays would
-// find before our Wild entry: libxcb looks "localhost:D" up as family Local
-// with the guest's host name, and "ADDR:N" as family Internet, and xauth keeps
-// such specific entries before Wild ones, so a leftover (sshd's X11
-// forwarding never removes its "HOST/unix:D" entries) would shadow the
-// session's cookie. The display is ours: its port (ssh) or number (tcp) is.
-var (
-	guestXauthAdd = func(displays ...string) string {
-		q := make([]string, len(displays))
-		for i, d := range displays {
-			q[i] = guest.Quote(d)
-		}
-		return "xauth -q remove " + strings.Join(q, " ") + "; xauth -q nmerge -"
-	}
-	guestXauthRm = func(display string) string { return "xauth -q remove " + guest.Quote(display) }
+// guestXauthRm removes a display's entries from the guest's ~/.Xauthority:
+// only for sessions recorded by versions that wrote the cookie there (their
+// state has GuestEntry); sessions now use a per-session file that the
+// guest's keeper removes (guest.NewAuthFile).
+func guestXauthRm(display string) string { return "xauth -q remove " + guest.Quote(display) }
+
+// guestAuthDir and guestAuthFile stand for the directory the guest's keeper
+// makes, in --dry-run.
+const (
+	guestAuthDir  = "$XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX"
+	guestAuthFile = guestAuthDir + "/" + guest.AuthFileName
 )
 
 // Describe prints the plan for --dry-run: the Xephyr argv and the guest
@@ -176,8 +170,9 @@ func (pl Plan) Describe(w io.Writer) error {
 		fmt.Fprintf(w, "x11:      ssh: a listener on the guest's 127.0.0.1:6000+D (first free D from %d), carried inside the SSH connection to Xephyr's socket\n", firstForwardDisplay)
 	}
 	num := display[strings.LastIndexByte(display, ':')+1:]
-	fmt.Fprintf(w, "guest$    %s    (stdin: ffff 0000 0001 %s 0012 %x 0010 %s)\n", guestXauthAdd(":"+num, display), num, xauth.CookieName, xauth.Cookie{})
-	env := []string{"DISPLAY=" + display}
+	fmt.Fprintf(w, "guest$    sh -c KEEPER sh    (stdin: ffff 0000 0001 %s 0012 %x 0010 %s)\n", num, xauth.CookieName, xauth.Cookie{})
+	fmt.Fprintf(w, "keeper:   makes %s (mktemp -d, 0700; /dev/shm or /tmp when $XDG_RUNTIME_DIR is not a private /run/user dir), xauth -q -f %s nmerge - with the line on stdin, removes the directory when its channel closes; ~/.Xauthority untouched\n", guestAuthDir, guestAuthFile)
+	env := []string{"DISPLAY=" + display, "XAUTHORITY=" + guestAuthFile}
 	for _, argv := range pl.programs() {
 		line, err := guest.Command(env, argv)
 		if err != nil {
@@ -185,7 +180,7 @@ func (pl Plan) Describe(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "guest$    %s\n", line)
 	}
-	fmt.Fprintf(w, "teardown: app, window manager, guest$ %s, ssh, Xephyr, runtime dir\n", guestXauthRm(":"+num))
+	fmt.Fprintf(w, "teardown: app, window manager, session Xauthority (keeper's channel closed), ssh, Xephyr, runtime dir\n")
 	if pl.Transport == profile.TransportTCP {
 		fmt.Fprintf(w, "warning:  transport tcp: X traffic and the cookie cross the network in clear, and Xephyr listens on all addresses\n")
 	}

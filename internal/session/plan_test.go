@@ -111,11 +111,11 @@ func TestDescribe(t *testing.T) {
 		notWant   []string
 	}{
 		{"ssh", "ssh", []string{
-			"-nolisten tcp", "127.0.0.1:6000+D", "env 'DISPLAY=localhost:D' twm",
-			"(stdin: ffff 0000 0001 D 0012", "xauth -q remove :D",
-		}, []string{"-listen tcp", "in clear"}},
+			"-nolisten tcp", "127.0.0.1:6000+D", "env 'DISPLAY=localhost:D' 'XAUTHORITY=$XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority' twm",
+			"(stdin: ffff 0000 0001 D 0012",
+		}, []string{"-listen tcp", "in clear", "xauth -q remove"}},
 		{"tcp", "tcp", []string{
-			"-listen tcp", "DISPLAY=LOCAL-ADDRESS-OF-SSH-CONNECTION:N", "xauth -q remove :N", "in clear",
+			"-listen tcp", "DISPLAY=LOCAL-ADDRESS-OF-SSH-CONNECTION:N", "(stdin: ffff 0000 0001 N 0012", "in clear",
 		}, nil},
 	}
 	for _, tc := range tests {
@@ -137,7 +137,7 @@ transport = "`+tc.transport+`"`)
 				"-displayfd 3", "-auth /run/user/1/xvmview/SESSION/server.xauth", "-reset", "-terminate",
 				"-title '[web] firefox on web'", "-name xvmview-web",
 				"alice@10.1.0.2 port 2222",
-				"xauth -q nmerge -", "<redacted>",
+				"xauth -q -f $XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority nmerge -", "<redacted>", "~/.Xauthority untouched",
 				`firefox 'it'\''s; rm -rf ~'`,
 			}, tc.want...)
 			for _, w := range want {

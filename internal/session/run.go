@@ -347,8 +347,9 @@ func (r *runner) startLocal(ctx context.Context) (wm, app proc, err error) {
 	return wm, p, nil
 }
 
-// startGuest writes the guest's Xauthority entry (cookie on stdin only), then
-// starts the window manager and the app there.
+// startGuest has the guest's keeper write the session's Xauthority file
+// (cookie on stdin only), then starts the window manager and the app there
+// with XAUTHORITY pointing at it.
 func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc, err error) {
 	n := r.srv.Display
 	// gn is the display number the guest's clients use: Xephyr's own over
@@ -376,30 +377,33 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 		r.phase(fmt.Sprintf("guest's localhost:%d carried to :%d inside the SSH connection", fwd.Display, n))
 	}
 
-	gdisp := fmt.Sprintf(":%d", gn)
-	// Record the entry before writing it: a crash in between still gets it
-	// cleaned up.
+	// The cookie goes to a file of this session's own on a guest tmpfs,
+	// which a guest-side keeper removes when its channel closes (teardown,
+	// a dropped connection, a killed launcher): ~/.Xauthority is never
+	// written, and neither teardown nor crash recovery needs a login for it.
 	r.state.Guest = r.pl.Guest
-	r.state.GuestDisplay = gdisp
-	r.state.GuestEntry = true
+	r.state.GuestDisplay = fmt.Sprintf(":%d", gn)
 	r.saveState()
-	r.push("guest Xauthority entry", func(ctx context.Context) error { return r.removeGuestEntry(ctx, gdisp) })
-
-	var stderr bytes.Buffer
-	line := xauth.WildEntry(gn, r.cookie).Numeric()
-	if err := c.Run(ctx, guestXauthAdd(gdisp, display), strings.NewReader(line), io.Discard, &stderr); err != nil {
+	actx, cancel := context.WithTimeout(ctx, r.pl.Timeouts.Start)
+	af, err := c.NewAuthFile(actx, []byte(xauth.WildEntry(gn, r.cookie).Numeric()))
+	cancel()
+	if err != nil {
 		var ee *guest.ExitError
 		if errors.As(err, &ee) && ee.Status == 127 {
-			// Nothing can have been written: nothing to remove either.
-			r.state.GuestEntry = false
-			r.saveState()
 			return nil, nil, &NoXauthError{Host: r.pl.Guest.HostName}
 		}
-		return nil, nil, fmt.Errorf("write guest Xauthority on %s: %w (%s)", r.pl.Guest.HostName, err, strings.TrimSpace(stderr.String()))
+		return nil, nil, fmt.Errorf("write the session's Xauthority on %s: %w", r.pl.Guest.HostName, err)
 	}
-	r.phase("cookie written to the guest's Xauthority")
+	r.push("guest session Xauthority", func(ctx context.Context) error {
+		if err := af.Close(ctx); err != nil {
+			return err
+		}
+		r.phase("guest session Xauthority removed")
+		return nil
+	})
+	r.phase("cookie written to the guest's session Xauthority " + af.Path)
 
-	env := []string{"DISPLAY=" + display}
+	env := []string{"DISPLAY=" + display, "XAUTHORITY=" + af.Path}
 	if len(r.pl.WindowManager) > 0 {
 		p, err := c.Start(ctx, r.guestProc(env, r.pl.WindowManager))
 		if err != nil {
@@ -424,23 +428,9 @@ func (r *runner) guestProc(env, argv []string) guest.ProcSpec {
 	return guest.ProcSpec{Env: env, Argv: argv, Stdout: r.o.Stdout, Stderr: r.o.Stderr, Grace: r.pl.Timeouts.Grace}
 }
 
-// removeGuestEntry removes the display's entry from the guest's Xauthority,
-// over the session's connection if it still works, else over a new one.
-func (r *runner) removeGuestEntry(ctx context.Context, display string) error {
-	if !r.state.GuestEntry {
-		return nil
-	}
-	if err := removeGuestDisplay(ctx, r.client, *r.pl.Guest, display); err != nil {
-		return err
-	}
-	r.state.GuestEntry = false
-	r.saveState()
-	r.phase("guest Xauthority entry removed")
-	return nil
-}
-
-// removeGuestDisplay removes the guest's Xauthority entries for display,
-// over c while it works (c may be nil), else over a fresh login to t.
+// removeGuestDisplay removes the guest's ~/.Xauthority entries for display,
+// over c while it works (c may be nil), else over a fresh login to t. Only
+// sessions recorded by older versions, which wrote the cookie there, need it.
 func removeGuestDisplay(ctx context.Context, c *guest.Client, t guest.Target, display string) error {
 	var stderr bytes.Buffer
 	run := func(c *guest.Client) error {
@@ -565,14 +555,6 @@ func (r *runner) teardown(ctx context.Context) error {
 		cancel()
 	}
 	if r.dir == nil {
-		return errors.Join(errs...)
-	}
-	if r.state.GuestEntry {
-		r.state.XephyrPID = 0
-		r.saveState()
-		_ = os.Remove(r.dir.file("server.xauth"))
-		_ = os.Remove(r.dir.file("client.xauth"))
-		errs = append(errs, fmt.Errorf("teardown: left %s for the next launch to clean up", r.dir.Path))
 		return errors.Join(errs...)
 	}
 	if err := r.dir.Remove(); err != nil {

@@ -112,8 +112,8 @@ type State struct {
 	XephyrPID    int           `json:"xephyr_pid,omitempty"`
 	Display      int           `json:"display"`
 	Guest        *guest.Target `json:"guest,omitempty"`
-	GuestDisplay string        `json:"guest_display,omitempty"` // the display name whose entry we added on the guest
-	GuestEntry   bool          `json:"guest_entry,omitempty"`   // true while the guest's Xauthority may hold our entry
+	GuestDisplay string        `json:"guest_display,omitempty"` // the display the guest's programs use
+	GuestEntry   bool          `json:"guest_entry,omitempty"`   // older versions: true while the guest's ~/.Xauthority may hold our entry
 	Running      bool          `json:"running,omitempty"`       // the app has started
 }
 

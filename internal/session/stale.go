@@ -26,9 +26,11 @@ const claimPrefix = ".clean-"
 
 // CleanStale finds sessions whose launcher is gone (killed, crashed, the
 // machine lost power) and undoes what they left: their Xephyr, their guest
-// Xauthority entry, their directory. What it cannot undo now (guest
-// unreachable) stays on record for the next try. A guest entry is left
-// alone when a live session uses the same guest display now. Each action is
+// ~/.Xauthority entry (recorded only by versions that wrote the cookie there;
+// a session's own Xauthority file now goes with its keeper's channel), their
+// directory. What it cannot undo now (guest unreachable) stays on record for
+// the next try. A guest entry is left alone when a live session uses the same
+// guest display now. Each action is
 // reported through notice.
 func CleanStale(ctx context.Context, root string, notice func(string, ...any)) {
 	releaseAbandonedClaims(root)

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -79,6 +80,10 @@ type Profile struct {
 	HostGrab   bool     // host_grab = true: Xephyr's Ctrl+Shift grab of keyboard and mouse
 	Keyboard   Keyboard // overrides of the host's keyboard; zero = the host's
 	Color      string   // "" or a colour checked by ValidColor, for a window frame
+
+	// XephyrMemory is the nested X server's memory limit in bytes
+	// (xephyr_memory, ParseMemory); 0 = sized from the screen.
+	XephyrMemory int64
 }
 
 // Local reports whether the profile runs on this machine rather than in a
@@ -111,6 +116,7 @@ type file struct {
 	KeyboardVariant string `toml:"keyboard_variant"`
 	KeyboardOptions string `toml:"keyboard_options"`
 	Color           string `toml:"color"`
+	XephyrMemory    string `toml:"xephyr_memory"`
 }
 
 // keyTypes names every key of a profile file and what its value must be.
@@ -139,6 +145,7 @@ var keyTypes = map[string]string{
 	"keyboard_variant": `a string, e.g. "nodeadkeys"`,
 	"keyboard_options": `a string, e.g. "ctrl:nocaps,compose:ralt"`,
 	"color":            `a string, e.g. "#cc0000" or "dark orange"`,
+	"xephyr_memory":    `a string, e.g. "512M" or "2G"`,
 }
 
 // Error is a problem with one profile: a syntax error, an unknown key, a value
@@ -454,7 +461,43 @@ func (c *checker) check(name, source string, f file) Profile {
 		}
 	}
 	c.checkDisplay(&p, f)
+	if c.set("xephyr_memory") {
+		n, err := ParseMemory(f.XephyrMemory)
+		if err != nil {
+			c.fail("xephyr_memory", -1, "%v", err)
+		}
+		p.XephyrMemory = n
+	}
 	return p
+}
+
+// Limits of xephyr_memory.
+const (
+	MinXephyrMemory = 64 << 20
+	MaxXephyrMemory = 1 << 40
+)
+
+var memoryRE = regexp.MustCompile(`^([1-9][0-9]{0,6})(M|G|MiB|GiB)$`)
+
+// ParseMemory parses a memory size such as "512M" or "2G" (binary units:
+// M = MiB, G = GiB; "MiB" and "GiB" are accepted too) from MinXephyrMemory
+// to MaxXephyrMemory. Its error quotes s and says what a size looks like.
+func ParseMemory(s string) (int64, error) {
+	m := memoryRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf(`xephyr_memory %q is not a size in M or G, e.g. "512M" or "2G"`, s)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64) // at most 7 digits: cannot fail
+	switch m[2] {
+	case "M", "MiB":
+		n <<= 20
+	default:
+		n <<= 30
+	}
+	if n < MinXephyrMemory || n > MaxXephyrMemory {
+		return 0, fmt.Errorf("xephyr_memory %q is out of range: from %dM to %dG", s, MinXephyrMemory>>20, MaxXephyrMemory>>30)
+	}
+	return n, nil
 }
 
 var categoryRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

@@ -50,6 +50,7 @@ keyboard_layout = "us,de"
 keyboard_variant = ",nodeadkeys"
 keyboard_options = "ctrl:nocaps,compose:ralt"
 color = "#cc0000"
+xephyr_memory = "768M"
 `,
 			want: Profile{
 				Description: "Firefox in the web domU", Host: "web", User: "alice", Port: 2222,
@@ -57,7 +58,7 @@ color = "#cc0000"
 				WindowManager: []string{"twm", "-f", "/etc/twmrc"}, Screen: "1600x900x24",
 				Title: "[p] Web [firefox]", Transport: "tcp", DisplayHost: "10.1.0.1", Icon: "firefox",
 				Categories: []string{"Network", "WebBrowser"}, DPI: 144, Fullscreen: true, FixedSize: true, HostGrab: true,
-				Color: "#cc0000", Keyboard: Keyboard{Rules: "evdev", Model: "pc105", Layout: "us,de", Variant: ",nodeadkeys", Options: "ctrl:nocaps,compose:ralt"},
+				Color: "#cc0000", XephyrMemory: 768 << 20, Keyboard: Keyboard{Rules: "evdev", Model: "pc105", Layout: "us,de", Variant: ",nodeadkeys", Options: "ctrl:nocaps,compose:ralt"},
 			},
 		},
 		{
@@ -172,6 +173,11 @@ func TestParseBad(t *testing.T) {
 		{"screen junk", minimal + "screen = \"1280x1024+0+0\"\n", `3:10: screen "1280x1024+0+0" is not WIDTHxHEIGHT or WIDTHxHEIGHTxDEPTH (e.g. "1280x1024")`},
 		{"screen too small", minimal + "screen = \"10x10\"\n", `3:10: screen "10x10" is out of range: width and height must be from 64 to 16384`},
 		{"screen too big", minimal + "screen = \"99999x1024\"\n", `3:10: screen "99999x1024" is out of range: width and height must be from 64 to 16384`},
+		{"xephyr_memory no unit", minimal + "xephyr_memory = \"512\"\n", `3:17: xephyr_memory "512" is not a size in M or G, e.g. "512M" or "2G"`},
+		{"xephyr_memory bytes", minimal + "xephyr_memory = \"512k\"\n", `3:17: xephyr_memory "512k" is not a size in M or G, e.g. "512M" or "2G"`},
+		{"xephyr_memory integer", minimal + "xephyr_memory = 512\n", `3:17: xephyr_memory must be a string, e.g. "512M" or "2G", not an integer`},
+		{"xephyr_memory too small", minimal + "xephyr_memory = \"32M\"\n", `3:17: xephyr_memory "32M" is out of range: from 64M to 1024G`},
+		{"xephyr_memory too big", minimal + "xephyr_memory = \"2048G\"\n", `3:17: xephyr_memory "2048G" is out of range: from 64M to 1024G`},
 		{"screen depth", minimal + "screen = \"1280x1024x7\"\n", `3:10: screen "1280x1024x7" has depth 7; use one of [8 15 16 24 32]`},
 		{"empty title", minimal + "title = \"\"\n", `3:9: title is empty; remove it for the default title`},
 		{"title option", minimal + "title = \"-fullscreen\"\n", `3:9: title "-fullscreen" starts with "-"`},

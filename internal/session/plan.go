@@ -94,8 +94,34 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("profile %s: %w", p.Name, err)
 	}
+	x.MemoryLimit = p.XephyrMemory
+	if x.MemoryLimit == 0 {
+		w, h := screenBound(x, f.Host)
+		x.MemoryLimit = xephyr.DefaultMemoryLimit(w, h)
+	}
 	pl.Xephyr, pl.Fidelity = x, fid
 	return pl, nil
+}
+
+// unknownScreenBound is the screen DefaultMemoryLimit is sized for when
+// neither the profile nor the host display says how large it can get.
+var unknownScreenBound = [2]int{3840, 2160}
+
+// screenBound is the largest screen the nested server may get: its -screen,
+// or the host screen's size when that is larger and the screen follows the
+// window (the window can grow to the host screen), or fills it.
+func screenBound(x xephyr.Options, host *xephyr.HostFacts) (w, h int) {
+	if sc, err := profile.ParseScreen(x.Screen); err == nil {
+		w, h = sc.Width, sc.Height
+	}
+	if host != nil && host.Width > 0 && host.Height > 0 {
+		if x.Resizeable || x.Fullscreen || w == 0 {
+			w, h = max(w, host.Width), max(h, host.Height)
+		}
+	} else if w == 0 || x.Resizeable || x.Fullscreen {
+		w, h = max(w, unknownScreenBound[0]), max(h, unknownScreenBound[1])
+	}
+	return w, h
 }
 
 // guestDisplay is the DISPLAY the guest's programs get in tcp mode.
@@ -142,6 +168,11 @@ func (pl Plan) Describe(w io.Writer) error {
 	fmt.Fprintf(w, "runtime:  %s (0700, removed at exit)\n", filepath.Join(pl.RuntimeRoot, "SESSION"))
 	fmt.Fprintf(w, "cookie:   16 random bytes, %s, written to server.xauth (0600) before Xephyr starts\n", xauth.Cookie{})
 	fmt.Fprintf(w, "xephyr:   %s\n", shellJoin(append([]string{bin}, args...)))
+	src := "sized from the screen"
+	if pl.Profile.XephyrMemory != 0 {
+		src = "xephyr_memory"
+	}
+	fmt.Fprintf(w, "confined: environment DISPLAY and XAUTHORITY only, no_new_privs, RLIMIT_DATA %d MiB (%s)\n", x.MemoryLimit>>20, src)
 	pl.Fidelity.describe(w)
 	if pl.Guest == nil {
 		env := []string{"DISPLAY=:N", "XAUTHORITY=" + filepath.Join(pl.RuntimeRoot, "SESSION", "client.xauth")}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
 func testProfile(t *testing.T, name, body string) profile.Profile {
@@ -149,6 +150,36 @@ transport = "`+tc.transport+`"`)
 				if strings.Contains(out, w) {
 					t.Errorf("dry run has %q:\n%s", w, out)
 				}
+			}
+		})
+	}
+}
+
+func TestPlanXephyrMemory(t *testing.T) {
+	target := &guest.Target{Alias: "web", HostName: "10.1.0.2", Port: 22, User: "alice"}
+	host := &xephyr.HostFacts{Width: 2560, Height: 1440}
+	tests := []struct {
+		name string
+		keys string
+		host *xephyr.HostFacts
+		want int64
+	}{
+		{"fixed size: the screen", "screen = \"800x600\"\nresizeable = false\n", host, xephyr.DefaultMemoryLimit(800, 600)},
+		{"resizeable: up to the host screen", "screen = \"800x600\"\n", host, xephyr.DefaultMemoryLimit(2560, 1440)},
+		{"resizeable, host unknown", "screen = \"800x600\"\n", nil, xephyr.DefaultMemoryLimit(3840, 2160)},
+		{"fullscreen: the host screen", "fullscreen = true\nresizeable = false\n", host, xephyr.DefaultMemoryLimit(2560, 1440)},
+		{"larger than the host", "screen = \"4000x3000\"\n", host, xephyr.DefaultMemoryLimit(4000, 3000)},
+		{"profile key", "screen = \"800x600\"\nxephyr_memory = \"1G\"\n", host, 1 << 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testProfile(t, "web", "host = \"web\"\ncommand = [\"xterm\"]\n"+tc.keys)
+			pl, err := NewPlan(p, nil, Facts{RuntimeRoot: "/run/user/1/xvmview", Guest: target, Host: tc.host})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pl.Xephyr.MemoryLimit != tc.want {
+				t.Errorf("MemoryLimit = %d MiB, want %d MiB", pl.Xephyr.MemoryLimit>>20, tc.want>>20)
 			}
 		})
 	}

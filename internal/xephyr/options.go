@@ -32,10 +32,17 @@ type Options struct {
 	XKB        XKB      // -xkb-rules/-model/-layout/-variant/-options for non-empty fields
 	Audit      int      // -audit N when > 0 (2 logs "connected from ..." per client)
 	Extra      []string // appended verbatim after the flags above; security-relevant flags are refused
-	// Env is Xephyr's whole environment: it must carry the HOST display's
-	// DISPLAY and XAUTHORITY (never the nested -auth file). nil inherits the
-	// launcher's environment.
+	// Env is where Xephyr's environment comes from: Start passes on only
+	// what opens the HOST display (DISPLAY, XAUTHORITY, XAUTHLOCALHOSTNAME;
+	// HOME when XAUTHORITY is unset), never the rest (SSH_AUTH_SOCK...).
+	// XAUTHORITY must be the host display's, never the nested -auth file.
+	// nil means the launcher's environment.
 	Env []string
+	// MemoryLimit is Xephyr's RLIMIT_DATA in bytes, set before it accepts
+	// clients: a client's allocations beyond it fail (BadAlloc). 0 = none;
+	// otherwise at least MinMemoryLimit. DefaultMemoryLimit sizes it from
+	// the screen.
+	MemoryLimit int64
 	// Stderr receives Xephyr's stderr; nil discards it. A bounded tail is
 	// kept either way for error messages.
 	Stderr io.Writer
@@ -142,6 +149,9 @@ func (o Options) Args() ([]string, error) {
 			return nil, fmt.Errorf("xephyr options: %s %q must not contain spaces", f.field, f.value)
 		}
 		args = append(args, f.flag, f.value)
+	}
+	if o.MemoryLimit != 0 && o.MemoryLimit < MinMemoryLimit {
+		return nil, fmt.Errorf("xephyr options: MemoryLimit %d bytes is below the minimum of %d MiB", o.MemoryLimit, MinMemoryLimit>>20)
 	}
 	if o.Audit < 0 || o.Audit > 4 {
 		return nil, fmt.Errorf("xephyr options: Audit %d out of range: use 0..4", o.Audit)

@@ -131,7 +131,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		out = teeWriter{tail, o.Stderr}
 	}
 	cmd := exec.Command(path, args...)
-	cmd.Env = o.Env
+	cmd.Env = confinedEnv(o.Env)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.ExtraFiles = []*os.File{w} // fd 3 = displayFD
@@ -143,15 +143,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		Setpgid: true,
 		// Pdeathsig: if the launcher is SIGKILLed (or crashes), the kernel
 		// sends Xephyr SIGTERM so no orphan display stays on screen.
-		// Trade-off: Linux sends it when the *thread* that forked exits,
-		// not the process (golang/go#27505). The Go runtime ends threads
-		// only when a goroutine exits while locked to its thread
-		// (runtime.LockOSThread); xvmview does not do that around Start,
-		// but a future caller that starts Xephyr from a locked goroutine
-		// would see Xephyr die early. Linux-only, like Xephyr here.
+		// Linux sends it when the *thread* that forked exits, not the
+		// process (golang/go#27505): startConfined forks from a thread it
+		// holds until Xephyr has exited. Linux-only, like Xephyr here.
 		Pdeathsig: syscall.SIGTERM,
 	}
-	if err := cmd.Start(); err != nil {
+	done := make(chan struct{})
+	if err := startConfined(cmd, done); err != nil {
 		w.Close()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &NotFoundError{Program: bin, Package: "xserver-xephyr", Err: err}
@@ -160,8 +158,14 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	w.Close() // only Xephyr holds the write end now: EOF means it died
 
-	s := &Server{Display: -1, PID: cmd.Process.Pid, cmd: cmd, tail: tail, done: make(chan struct{})}
+	s := &Server{Display: -1, PID: cmd.Process.Pid, cmd: cmd, tail: tail, done: done}
 	go s.wait()
+	// Before Xephyr accepts its first client (it announces that on
+	// -displayfd, read below).
+	if err := limitMemory(s.PID, o.MemoryLimit); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 
 	type line struct {
 		s   string

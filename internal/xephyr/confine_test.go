@@ -1,0 +1,172 @@
+package xephyr
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+)
+
+func TestConfinedEnv(t *testing.T) {
+	tests := []struct {
+		name     string
+		env, out []string
+	}{
+		{"cookie file", []string{"PATH=/bin", "SSH_AUTH_SOCK=/tmp/a", "DISPLAY=:0", "HOME=/home/a", "XAUTHORITY=/x", "DBUS_SESSION_BUS_ADDRESS=unix:path=/b"},
+			[]string{"DISPLAY=:0", "XAUTHORITY=/x"}},
+		{"no XAUTHORITY: HOME for ~/.Xauthority", []string{"DISPLAY=:1", "HOME=/home/a", "GNUPGHOME=/g"}, []string{"DISPLAY=:1", "HOME=/home/a"}},
+		{"last value wins", []string{"DISPLAY=:1", "DISPLAY=:2", "XAUTHORITY=/x", "XAUTHLOCALHOSTNAME=box"}, []string{"DISPLAY=:2", "XAUTHORITY=/x", "XAUTHLOCALHOSTNAME=box"}},
+		{"nothing", []string{"PATH=/bin"}, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := confinedEnv(tc.env); !slices.Equal(got, tc.out) {
+				t.Errorf("confinedEnv(%q) = %q, want %q", tc.env, got, tc.out)
+			}
+		})
+	}
+}
+
+// procField returns the value of "Name:" in /proc/PID/status.
+func procField(t *testing.T, pid int, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return ""
+}
+
+// dataLimit returns the soft and hard "Max data size" of /proc/PID/limits.
+func dataLimit(t *testing.T, pid int) (soft, hard string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Max data size"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 2 {
+				return f[0], f[1]
+			}
+		}
+	}
+	t.Fatalf("no Max data size in /proc/%d/limits:\n%s", pid, b)
+	return "", ""
+}
+
+// TestStartConfined: a real Xephyr started by Start gets only what opens the
+// host display in its environment, runs with no_new_privs and with the
+// memory limit, while the launcher's own later children get none of it.
+func TestStartConfined(t *testing.T) {
+	host := startXvfb(t, "1024x768x24", true)
+	env := append(host.Env(), "SSH_AUTH_SOCK=/tmp/ssh-agent.sock", "HOME=/root", "LANG=C.UTF-8", "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/bus", "SECRET=hunter2")
+	const limit = 200 << 20
+	s, cookie := startXephyr(t, host, Options{Screen: "640x480x24", Env: env, MemoryLimit: limit})
+	conn, err := Dial(testCtx(t), s.Display, cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	roundTrip(t, conn) // it reached the host display with this environment
+
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	want := []string{"DISPLAY=" + host.Display, "XAUTHORITY=" + host.Xauthority}
+	if !slices.Equal(got, want) {
+		t.Errorf("Xephyr's environment is %q, want exactly %q", got, want)
+	}
+	if v := procField(t, s.PID, "NoNewPrivs"); v != "1" {
+		t.Errorf("Xephyr's NoNewPrivs = %s, want 1", v)
+	}
+	if soft, hard := dataLimit(t, s.PID); soft != strconv.Itoa(limit) || hard != strconv.Itoa(limit) {
+		t.Errorf("Xephyr's Max data size = %s %s, want %d %d", soft, hard, limit, limit)
+	}
+	// The flag stays on the thread that started Xephyr: the launcher and
+	// what it starts later do not carry it.
+	if v := procField(t, os.Getpid(), "NoNewPrivs"); v != "0" {
+		t.Errorf("the launcher's NoNewPrivs = %s, want 0", v)
+	}
+	for i := range 20 {
+		out, err := exec.Command("grep", "^NoNewPrivs:", "/proc/self/status").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(strings.TrimSpace(string(out)), "0") {
+			t.Fatalf("child %d of the launcher has %s", i, out)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// pixmapBomb creates 4096x4096 pixmaps (64 MiB each at depth 24) until the
+// server refuses one or n are made; it returns how many it made and the
+// error that stopped it.
+func pixmapBomb(conn *xgb.Conn, n int) (int, error) {
+	root := xproto.Setup(conn).DefaultScreen(conn)
+	for i := range n {
+		id, err := xproto.NewPixmapId(conn)
+		if err != nil {
+			return i, err
+		}
+		if err := xproto.CreatePixmapChecked(conn, root.RootDepth, id, xproto.Drawable(root.Root), 4096, 4096).Check(); err != nil {
+			return i, err
+		}
+	}
+	return n, nil
+}
+
+// TestMemoryLimitPixmapBomb: a client that makes Xephyr allocate without
+// end gets BadAlloc once the limit is reached; Xephyr stays within it and
+// goes on serving.
+func TestMemoryLimitPixmapBomb(t *testing.T) {
+	host := startXvfb(t, "1024x768x24", false)
+	const limit = 256 << 20
+	s, cookie := startXephyr(t, host, Options{Screen: "640x480x24", MemoryLimit: limit})
+	conn, err := Dial(testCtx(t), s.Display, cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	made, err := pixmapBomb(conn, 64) // 4 GiB if nothing stops it
+	var alloc xproto.AllocError
+	if !errors.As(err, &alloc) {
+		t.Fatalf("after %d pixmaps: %v, want BadAlloc", made, err)
+	}
+	if made*64 > limit>>20 {
+		t.Errorf("%d pixmaps of 64 MiB made under a %d MiB limit", made, limit>>20)
+	}
+	kb, _ := strconv.Atoi(strings.Fields(procField(t, s.PID, "VmData"))[0])
+	if kb<<10 > limit {
+		t.Errorf("Xephyr's VmData is %d MiB, over the %d MiB limit", kb>>10, limit>>20)
+	}
+	t.Logf("BadAlloc after %d pixmaps of 64 MiB; Xephyr's VmData %d MiB, limit %d MiB", made, kb>>10, limit>>20)
+	roundTrip(t, conn) // still serving
+	select {
+	case <-s.Done():
+		t.Fatalf("Xephyr died: %v", s.Err())
+	default:
+	}
+}

@@ -270,24 +270,55 @@ func (w *world) checkGone(s session.State) {
 			w.t.Errorf("guest Xauthority still has an entry for display %s: family %d", gdisp, e.Family)
 		}
 	}
-	// The guest's processes end within the teardown's grace.
+	// The guest's processes and session Xauthority directories go within
+	// the teardown's grace.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		procs, err := w.g.Processes()
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		if len(procs) == 0 {
+		dirs := w.guestAuthDirs()
+		if len(procs) == 0 && len(dirs) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			for _, p := range procs {
 				w.t.Errorf("guest process left behind: %d %q", p.PID, p.Cmdline)
 			}
+			for _, d := range dirs {
+				w.t.Errorf("guest session Xauthority directory left behind: %s", d)
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// guestXauthority returns the guest's session Xauthority file of the one
+// session running on the guest.
+func (w *world) guestXauthority() string {
+	w.t.Helper()
+	dirs := w.guestAuthDirs()
+	if len(dirs) != 1 {
+		w.t.Fatalf("want one session Xauthority directory on the guest, have %q", dirs)
+	}
+	return dirs[0] + "/Xauthority"
+}
+
+// guestAuthDirs lists the session Xauthority directories the guest user
+// owns in /dev/shm and /tmp (the test guest has no XDG_RUNTIME_DIR).
+func (w *world) guestAuthDirs() []string {
+	var out []string
+	for _, dir := range []string{"/dev/shm", "/tmp"} {
+		m, _ := filepath.Glob(filepath.Join(dir, "xvmview.*"))
+		for _, p := range m {
+			if fi, err := os.Lstat(p); err == nil && int(fi.Sys().(*syscall.Stat_t).Uid) == w.g.UID {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // appScript is the guest app of the tests: a red xlogo window

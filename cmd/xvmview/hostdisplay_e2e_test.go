@@ -259,7 +259,7 @@ screen = "800x600"
 		}
 	}
 	dims := func() string {
-		out, err := w.guestRun(`xdpyinfo -display "$(cat "$HOME/display")" | grep dimensions:`, "")
+		out, err := w.guestRun(`XAUTHORITY=`+w.guestXauthority()+` xdpyinfo -display "$(cat "$HOME/display")" | grep dimensions:`, "")
 		if err != nil {
 			t.Fatalf("xdpyinfo in the guest: %v: %s", err, out)
 		}

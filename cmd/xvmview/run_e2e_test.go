@@ -117,7 +117,7 @@ func testRunRemote(t *testing.T, transport string) {
 	}
 
 	t.Run("guest client with the cookie connects, without or with a wrong one is refused", func(t *testing.T) {
-		if out, err := w.guestRun("xdpyinfo -display "+addr+" >/dev/null", ""); err != nil {
+		if out, err := w.guestRun("XAUTHORITY="+w.guestXauthority()+" xdpyinfo -display "+addr+" >/dev/null", ""); err != nil {
 			t.Fatalf("guest client with the session's cookie was refused: %v: %s", err, out)
 		}
 		if out, err := w.guestRun("XAUTHORITY=/nonexistent xdpyinfo -display "+addr, ""); err == nil {
@@ -210,14 +210,8 @@ func testRunRemoteEndings(t *testing.T, transport string) {
 		if s2.GuestDisplay == s.GuestDisplay {
 			t.Fatalf("guest display %s was reused although it is held", s.GuestDisplay)
 		}
-		data, err := w.g.ReadHomeFile(".Xauthority")
-		must(t, err)
-		entries, err := xauth.Read(bytes.NewReader(data))
-		must(t, err)
-		for _, e := range entries {
-			if ":"+e.Number == s.GuestDisplay {
-				t.Errorf("the killed session's guest entry for %s is still there", s.GuestDisplay)
-			}
+		if _, err := w.g.ReadHomeFile(".Xauthority"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the guest has a ~/.Xauthority (%v): nothing may write it", err)
 		}
 		if !strings.Contains(l2.stderr.String(), "cleaned up after session "+s.ID) {
 			t.Errorf("second launch did not report cleaning session %s:\n%s", s.ID, l2.stderr.String())

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/xvmview/xvmview/internal/guesttext"
 )
 
 // AuthFileName is the file's name inside the directory the keeper makes.
@@ -74,7 +76,7 @@ var authDirRE = regexp.MustCompile(`^(/run/user/[0-9]{1,10}|/var/run/user/[0-9]{
 // It is guest text: only a path of exactly that shape is used.
 func CheckAuthDir(dir string) error {
 	if !authDirRE.MatchString(dir) {
-		return fmt.Errorf("the guest reported \"%s\" as its session Xauthority directory: want /run/user/UID, /dev/shm or /tmp followed by /xvmview.XXXXXXXXXX", limitText(dir, 200))
+		return fmt.Errorf("the guest reported \"%s\" as its session Xauthority directory: want /run/user/UID, /dev/shm or /tmp followed by /xvmview.XXXXXXXXXX", guesttext.Line(dir))
 	}
 	return nil
 }
@@ -199,7 +201,7 @@ func (a *AuthFile) abort() {
 type AuthFileError struct {
 	Host   string
 	Status int    // the keeper's exit status; -1 if it did not exit
-	Stderr string // its stderr, at most 2 KiB, guest text
+	Stderr string // its stderr, at most 2 KiB, raw guest text: Error shows it through guesttext.Line
 	Err    error
 }
 
@@ -209,7 +211,7 @@ func (e *AuthFileError) Error() string {
 	}
 	msg := fmt.Sprintf("session Xauthority on guest %s: xauth failed (status %d)", e.Host, e.Status)
 	if s := strings.TrimSpace(e.Stderr); s != "" {
-		msg += ": " + limitText(s, 300)
+		msg += ": " + guesttext.Line(s)
 	}
 	return msg
 }
@@ -269,14 +271,4 @@ func (w *capWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return string(w.b)
-}
-
-// limitText quotes guest text for an error message: Go-escaped (control
-// bytes shown as escapes, never raw) and cut at max bytes.
-func limitText(s string, max int) string {
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	q := fmt.Sprintf("%q", s)
-	return q[1 : len(q)-1]
 }

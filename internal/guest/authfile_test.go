@@ -294,7 +294,7 @@ func TestAuthFileHostileReport(t *testing.T) {
 	if strings.ContainsAny(err.Error(), "\x1b\a\n") {
 		t.Errorf("the error carries raw control bytes: %q", err)
 	}
-	if !strings.Contains(err.Error(), `\x1b]2;pwned`) {
+	if !strings.Contains(err.Error(), `^[]2;pwned^G`) {
 		t.Errorf("the error does not show the report escaped: %q", err)
 	}
 	// The keeper's channel is closed: it ends.

@@ -86,6 +86,15 @@ func TestStartConfined(t *testing.T) {
 	}
 	defer conn.Close()
 	roundTrip(t, conn) // it reached the host display with this environment
+	for ext, want := range map[string]bool{"XVideo": false, "XTEST": true, "RENDER": true} {
+		r, err := xproto.QueryExtension(conn, uint16(len(ext)), ext).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Present != want {
+			t.Errorf("extension %s present = %v, want %v", ext, r.Present, want)
+		}
+	}
 
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.PID))
 	if err != nil {

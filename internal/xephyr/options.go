@@ -56,6 +56,14 @@ var screenRE = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})(?:x([0-9
 
 var validDepths = map[int]bool{8: true, 15: true, 16: true, 24: true, 30: true, 32: true}
 
+// disabledExtension is the X extension the nested server does not offer:
+// XVideo, whose requests Xephyr's Xv adaptor passes on to the HOST display's
+// Xv, so a guest client could drive the host server's video code; players
+// fall back to MIT-SHM or PutImage. (RECORD cannot go alone: Xephyr 21.1's
+// -extension RECORD also removes XTEST, which input tools need. See
+// docs/SECURITY.md for the list and the reasons.)
+const disabledExtension = "XVideo"
+
 // refusedExtra are flags Extra may not carry: they would defeat the cookie
 // (-ac, -auth, -listen, XDMCP), break readiness or teardown (-displayfd,
 // -nolisten local, -noreset, -terminate).
@@ -81,9 +89,9 @@ var refusedExtra = map[string]string{
 }
 
 // Args returns Xephyr's argv after the program name, exactly as Start passes
-// it: "-displayfd 3 -auth FILE -reset -terminate", the listener choice, then
-// the optional flags in a fixed order, then Extra. It does no I/O. It returns
-// an error naming the field when a value is invalid.
+// it: "-displayfd 3 -auth FILE -reset -terminate -extension XVideo", the
+// listener choice, then the optional flags in a fixed order, then Extra. It
+// does no I/O. It returns an error naming the field when a value is invalid.
 func (o Options) Args() ([]string, error) {
 	if o.AuthFile == "" {
 		return nil, errors.New("xephyr options: AuthFile is required: the nested server must have a cookie file")
@@ -91,7 +99,7 @@ func (o Options) Args() ([]string, error) {
 	if strings.HasPrefix(o.AuthFile, "-") {
 		return nil, fmt.Errorf("xephyr options: AuthFile %q must not start with \"-\"", o.AuthFile)
 	}
-	args := []string{"-displayfd", strconv.Itoa(displayFD), "-auth", o.AuthFile, "-reset", "-terminate"}
+	args := []string{"-displayfd", strconv.Itoa(displayFD), "-auth", o.AuthFile, "-reset", "-terminate", "-extension", disabledExtension}
 	// Always a flag right after -terminate: Xephyr takes a following argument
 	// that starts with a digit as the terminate delay.
 	if o.ListenTCP {

@@ -7,7 +7,7 @@ import (
 )
 
 func TestArgs(t *testing.T) {
-	base := []string{"-displayfd", "3", "-auth", "/run/x/auth", "-reset", "-terminate"}
+	base := []string{"-displayfd", "3", "-auth", "/run/x/auth", "-reset", "-terminate", "-extension", "XVideo"}
 	tests := []struct {
 		name string
 		o    Options

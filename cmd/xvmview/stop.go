@@ -19,7 +19,7 @@ func (c *cli) stopCommand() *cobra.Command {
 		Long: `Stop ends a running session with the same teardown as a normal exit: it sends
 SIGTERM to the session's launcher (after checking that the PID is still that launcher)
 and waits up to 15 s until the launcher has closed the app, the window manager and
-Xephyr, removed the guest's Xauthority entry and its session directory. The launcher
+Xephyr, removed the guest's session Xauthority file and its session directory. The launcher
 then exits with status 143.
 
 Name a session by its ID (from 'xvmview ps') or by its profile; a profile name stops

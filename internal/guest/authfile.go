@@ -19,8 +19,8 @@ import (
 // AuthFileName is the file's name inside the directory the keeper makes.
 const AuthFileName = "Xauthority"
 
-// keeper is the guest-side owner of a session's Xauthority file, run as
-// `sh -c KEEPER sh`. It never puts the cookie on a command line or on disk
+// keeper is the guest-side owner of a session's Xauthority file, POSIX sh
+// code run through Portable. It never puts the cookie on a command line or on disk
 // outside a tmpfs, and it removes what it made when its channel closes.
 //
 //   - It exits 127 at once when the guest has no xauth.
@@ -61,11 +61,9 @@ exec >/dev/null 2>&1
 while IFS= read -r _; do :; done
 exit 0`
 
-// KeeperCommand is the shell code NewAuthFile sends.
-func KeeperCommand() string {
-	cmd, _ := Command(nil, []string{"sh", "-c", keeper, "sh"}) // constant argv: cannot fail
-	return "exec " + cmd
-}
+// KeeperCommand is what NewAuthFile sends to sshd: the keeper in /bin/sh
+// whatever the guest user's login shell (Portable).
+func KeeperCommand() string { return Portable(keeper) }
 
 // authDirRE is what a keeper may report: an absolute, clean path made of
 // plain bytes, under /run/user/UID, /var/run/user/UID, /dev/shm or /tmp,

@@ -172,7 +172,7 @@ func (pl Plan) Describe(w io.Writer) error {
 	if pl.Profile.XephyrMemory != 0 {
 		src = "xephyr_memory"
 	}
-	fmt.Fprintf(w, "confined: environment DISPLAY and XAUTHORITY only, no_new_privs, RLIMIT_DATA %d MiB (%s)\n", x.MemoryLimit>>20, src)
+	fmt.Fprintf(w, "confined: only the variables that open the host display (DISPLAY, XAUTHORITY), no_new_privs, RLIMIT_DATA %d MiB (%s)\n", x.MemoryLimit>>20, src)
 	pl.Fidelity.describe(w)
 	if pl.Guest == nil {
 		env := []string{"DISPLAY=:N", "XAUTHORITY=" + filepath.Join(pl.RuntimeRoot, "SESSION", "client.xauth")}

@@ -139,6 +139,7 @@ transport = "`+tc.transport+`"`)
 				"-title '[web] firefox on web'", "-name xvmview-web",
 				"alice@10.1.0.2 port 2222",
 				"xauth -q -f $XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority nmerge -", "<redacted>", "~/.Xauthority untouched",
+				"-extension XVideo", "no_new_privs, RLIMIT_DATA 762 MiB (sized from the screen)",
 				`firefox 'it'\''s; rm -rf ~'`,
 			}, tc.want...)
 			for _, w := range want {

@@ -91,7 +91,10 @@ func DefaultMemoryLimit(width, height int) int64 {
 // inherits it. The runtime never clones new threads from a locked one (it
 // hands thread creation to a clean template thread), so the flag stays on
 // that thread. The thread is held until release is closed (Xephyr has
-// exited) and then ends with its goroutine: the kernel sends the child's
+// exited) and then ends with its goroutine (the main thread, if it was that
+// one, is instead parked by the runtime for good and never runs Go code
+// again, so /proc/PID/status may show NoNewPrivs 1 for the launcher while
+// none of its later children has it): the kernel sends the child's
 // Pdeathsig when the thread that forked it exits, so holding it makes the
 // SIGTERM on the launcher's death independent of what the runtime does
 // with its threads.

@@ -111,11 +111,9 @@ func TestStartConfined(t *testing.T) {
 	if soft, hard := dataLimit(t, s.PID); soft != strconv.Itoa(limit) || hard != strconv.Itoa(limit) {
 		t.Errorf("Xephyr's Max data size = %s %s, want %d %d", soft, hard, limit, limit)
 	}
-	// The flag stays on the thread that started Xephyr: the launcher and
-	// what it starts later do not carry it.
-	if v := procField(t, os.Getpid(), "NoNewPrivs"); v != "0" {
-		t.Errorf("the launcher's NoNewPrivs = %s, want 0", v)
-	}
+	// The flag stays on the thread that started Xephyr (which may be the
+	// main thread, then wedged by the runtime): what the launcher starts
+	// later does not carry it.
 	for i := range 20 {
 		out, err := exec.Command("grep", "^NoNewPrivs:", "/proc/self/status").Output()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
@@ -140,11 +141,9 @@ screen = "640x480"
 			if end == "SIGKILL" {
 				// A killed launcher cannot remove its own session directory;
 				// the next launch does (TestRunRemoteEndings). Here: by hand.
-				if !isZombie(s.XephyrPID) && syscall.Kill(s.XephyrPID, 0) == nil {
-					for deadline := time.Now().Add(10 * time.Second); syscall.Kill(s.XephyrPID, 0) == nil && !isZombie(s.XephyrPID); time.Sleep(50 * time.Millisecond) {
-						if time.Now().After(deadline) {
-							t.Fatalf("Xephyr pid %d outlived its launcher", s.XephyrPID)
-						}
+				for deadline := time.Now().Add(10 * time.Second); procfs.Alive(s.XephyrPID); time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("Xephyr pid %d outlived its launcher", s.XephyrPID)
 					}
 				}
 				must(t, os.RemoveAll(filepath.Join(w.runtime, "xvmview", s.ID)))

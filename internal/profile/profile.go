@@ -84,6 +84,11 @@ type Profile struct {
 	// XephyrMemory is the nested X server's memory limit in bytes
 	// (xephyr_memory, ParseMemory); 0 = sized from the screen.
 	XephyrMemory int64
+	// The trust frame and the clipboard (window.go).
+	WindowMaxWidth, WindowMaxHeight int  // window_max; 0 = the host screen less a margin
+	ClipboardOff                    bool // clipboard = false: no clipboard keys, no clip push/pull
+	CopyKey, PasteKey               Key  // zero = DefaultCopyKey, DefaultPasteKey (ClipboardKeys)
+	ClipboardMax                    int  // bytes; 0 = DefaultClipboardMax (ClipboardLimit)
 }
 
 // Local reports whether the profile runs on this machine rather than in a
@@ -117,6 +122,12 @@ type file struct {
 	KeyboardOptions string `toml:"keyboard_options"`
 	Color           string `toml:"color"`
 	XephyrMemory    string `toml:"xephyr_memory"`
+
+	WindowMax    string `toml:"window_max"`
+	Clipboard    bool   `toml:"clipboard"`
+	CopyKey      string `toml:"clipboard_copy_key"`
+	PasteKey     string `toml:"clipboard_paste_key"`
+	ClipboardMax int64  `toml:"clipboard_max_bytes"`
 }
 
 // keyTypes names every key of a profile file and what its value must be.
@@ -146,6 +157,12 @@ var keyTypes = map[string]string{
 	"keyboard_options": `a string, e.g. "ctrl:nocaps,compose:ralt"`,
 	"color":            `a string, e.g. "#cc0000" or "dark orange"`,
 	"xephyr_memory":    `a string, e.g. "512M" or "2G"`,
+
+	"window_max":          `a string, e.g. "1500x1000"`,
+	"clipboard":           "true or false",
+	"clipboard_copy_key":  `a string, e.g. "ctrl+shift+c"`,
+	"clipboard_paste_key": `a string, e.g. "ctrl+shift+v"`,
+	"clipboard_max_bytes": "an integer, e.g. 262144",
 }
 
 // Error is a problem with one profile: a syntax error, an unknown key, a value
@@ -468,6 +485,7 @@ func (c *checker) check(name, source string, f file) Profile {
 		}
 		p.XephyrMemory = n
 	}
+	c.checkWindow(&p, f)
 	return p
 }
 

@@ -186,7 +186,7 @@ func (f Fidelity) describe(w io.Writer) {
 	fmt.Fprintf(w, "dpi:      %s\n", f.DPI)
 	fmt.Fprintf(w, "keyboard: %s\n", f.Keyboard)
 	if f.Color != "" {
-		fmt.Fprintf(w, "color:    %s (for a frame around the window; not drawn yet)\n", f.Color)
+		fmt.Fprintf(w, "color:    %s (profile)\n", f.Color)
 	}
 	for _, warn := range f.Warnings {
 		fmt.Fprintf(w, "warning:  %s\n", warn)

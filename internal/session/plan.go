@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -55,7 +57,8 @@ type Plan struct {
 	DisplayHost   string // tcp transport: the address the guest dials; "" = our end of the SSH connection
 	Hostname      string
 	Timeouts      Timeouts
-	Fidelity      Fidelity // where the screen, DPI and keyboard come from (fidelity.go)
+	Fidelity      Fidelity      // where the screen, DPI and keyboard come from (fidelity.go)
+	Frame         frame.Options // the trust frame around the window (frame.go)
 }
 
 // NewPlan builds the plan for running profile p with extra arguments appended
@@ -99,6 +102,9 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 		w, h := screenBound(x, f.Host)
 		x.MemoryLimit = xephyr.DefaultMemoryLimit(w, h)
 	}
+	pl.Frame = framePlan(p, pl.Guest, x)
+	// The frame covers the screen for fullscreen; Xephyr fills the frame.
+	x.Fullscreen = false
 	pl.Xephyr, pl.Fidelity = x, fid
 	return pl, nil
 }
@@ -156,9 +162,13 @@ const (
 func (pl Plan) Describe(w io.Writer) error {
 	x := pl.Xephyr
 	x.AuthFile = filepath.Join(pl.RuntimeRoot, "SESSION", "server.xauth")
+	x.Parent = 1 // shown as FRAME: the window exists only once the launch runs
 	args, err := x.Args()
 	if err != nil {
 		return fmt.Errorf("profile %s: %w", pl.Profile.Name, err)
+	}
+	if i := slices.Index(args, "-parent"); i >= 0 {
+		args[i+1] = "FRAME"
 	}
 	bin := x.Binary
 	if bin == "" {
@@ -174,6 +184,7 @@ func (pl Plan) Describe(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "confined: only the variables that open the host display (DISPLAY, XAUTHORITY), no_new_privs, RLIMIT_DATA %d MiB (%s)\n", x.MemoryLimit>>20, src)
 	pl.Fidelity.describe(w)
+	fmt.Fprintf(w, "frame:    %s\n", describeFrame(pl.Frame, pl.Profile))
 	if pl.Guest == nil {
 		env := []string{"DISPLAY=:N", "XAUTHORITY=" + filepath.Join(pl.RuntimeRoot, "SESSION", "client.xauth")}
 		for _, argv := range pl.programs() {

@@ -14,6 +14,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 
+	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/profile"
@@ -177,6 +178,7 @@ type runner struct {
 	cookie xauth.Cookie
 
 	srv     *xephyr.Server
+	frame   *frame.Frame // the trust frame on the host display
 	conn    *xgb.Conn
 	client  *guest.Client
 	started bool // the session directory exists: errors after this may be a signal's doing
@@ -277,6 +279,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	xo := pl.Xephyr
 	xo.AuthFile = authFile
 	xo.Stderr = r.o.XephyrStderr
+	if err := r.openFrame(startCtx, &xo); err != nil {
+		return Result{}, err
+	}
 	srv, err := xephyr.Start(startCtx, xo)
 	if err != nil {
 		return Result{}, err
@@ -286,6 +291,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	r.state.XephyrPID, r.state.Display = srv.PID, srv.Display
 	r.saveState()
 	r.phase(fmt.Sprintf("Xephyr ready on :%d", srv.Display))
+	if _, err := r.frame.Child(startCtx.Done()); err != nil {
+		return Result{Display: srv.Display}, err
+	}
 
 	// Our own connection keeps -terminate from firing before the guest's
 	// clients connect, and lets us watch windows map.
@@ -520,6 +528,10 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 		case <-r.srv.Done():
 			res.End = EndXephyr
 			r.phase("Xephyr exited")
+			return res, nil
+		case <-r.frameDone():
+			res.End = EndXephyr
+			r.phase(fmt.Sprintf("window frame gone: %v", r.frame.Err()))
 			return res, nil
 		case <-lost:
 			res.End = EndGuestLost

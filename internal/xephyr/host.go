@@ -72,19 +72,7 @@ func OpenHost(ctx context.Context, display, xauthority string) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	cookieHex := ""
-	if xauthority != "" {
-		cookieHex, err = lookupCookie(xauthority, d)
-		if err != nil {
-			return nil, fmt.Errorf("query host display %s: %w", display, err)
-		}
-	}
-	var dl net.Dialer
-	nc, err := dl.DialContext(ctx, d.network, d.address)
-	if err != nil {
-		return nil, fmt.Errorf("query host display %s: %w", display, err)
-	}
-	conn, err := setupXGB(ctx, nc, cookieHex)
+	conn, nc, err := dialHost(ctx, d, display, xauthority)
 	if err != nil {
 		return nil, fmt.Errorf("query host display %s: %w", display, err)
 	}
@@ -98,6 +86,51 @@ func OpenHost(ctx context.Context, display, xauthority string) (*Host, error) {
 		return nil, fmt.Errorf("query host display %s: %w", display, ctxOr(ctx, err))
 	}
 	return &Host{Facts: facts, conn: conn}, nil
+}
+
+// DialHost connects to the host display as OpenHost does (display is a
+// DISPLAY value, xauthority the file with its cookie, "" for none) and
+// returns the connection, whose default screen is the DISPLAY's screen.
+// ctx bounds the connect and the X setup. The caller closes it.
+//
+// Errors name the display: bad display string, unreadable Xauthority
+// file, connection refused, authorization refused.
+func DialHost(ctx context.Context, display, xauthority string) (*xgb.Conn, error) {
+	d, err := parseDisplay(display)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := dialHost(ctx, d, display, xauthority)
+	if err != nil {
+		return nil, fmt.Errorf("connect to host display %s: %w", display, err)
+	}
+	if setup := xproto.Setup(conn); setup == nil || d.screen >= len(setup.Roots) {
+		conn.Close()
+		return nil, fmt.Errorf("connect to host display %s: screen %d does not exist", display, d.screen)
+	}
+	conn.DefaultScreen = d.screen
+	return conn, nil
+}
+
+func dialHost(ctx context.Context, d hostDisplay, display, xauthority string) (*xgb.Conn, net.Conn, error) {
+	cookieHex := ""
+	if xauthority != "" {
+		var err error
+		cookieHex, err = lookupCookie(xauthority, d)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	var dl net.Dialer
+	nc, err := dl.DialContext(ctx, d.network, d.address)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := setupXGB(ctx, nc, cookieHex)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, nc, nil
 }
 
 func queryFacts(conn *xgb.Conn, screen int) (HostFacts, error) {

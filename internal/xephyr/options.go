@@ -46,6 +46,9 @@ type Options struct {
 	// Stderr receives Xephyr's stderr; nil discards it. A bounded tail is
 	// kept either way for error messages.
 	Stderr io.Writer
+	// Parent is a host window for Xephyr's window to live in (-parent): the
+	// launcher's trust frame. 0 = a top-level window of Xephyr's own.
+	Parent uint32
 }
 
 // displayFD is the descriptor Xephyr writes its display number to: the first
@@ -86,6 +89,7 @@ var refusedExtra = map[string]string{
 	"-nopn":      "it changes which listeners are used",
 	"-pn":        "it changes which listeners are used",
 	"-core":      "core dumps could hold the cookie",
+	"-parent":    "use Options.Parent",
 }
 
 // Args returns Xephyr's argv after the program name, exactly as Start passes
@@ -106,6 +110,12 @@ func (o Options) Args() ([]string, error) {
 		args = append(args, "-listen", "tcp")
 	} else {
 		args = append(args, "-nolisten", "tcp")
+	}
+	if o.Parent != 0 {
+		// Before -screen: Xephyr 21.1 gives -parent to the screen that a
+		// later -screen makes; after it, that screen gets a top-level
+		// window of its own and a second window appears in the parent.
+		args = append(args, "-parent", fmt.Sprintf("0x%x", o.Parent))
 	}
 	if o.Screen != "" {
 		if err := checkScreen(o.Screen); err != nil {

@@ -111,12 +111,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if bin == "" {
 		bin = "Xephyr"
 	}
-	path, err := exec.LookPath(bin)
+	path, err := Find(bin)
 	if err != nil {
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return nil, &NotFoundError{Program: bin, Package: "xserver-xephyr", Err: err}
-		}
-		return nil, fmt.Errorf("find Xephyr program %q: %w", bin, err)
+		return nil, err
 	}
 
 	r, w, err := os.Pipe()
@@ -203,6 +200,22 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("start Xephyr: %w", ctx.Err())
 	}
+}
+
+// Find looks the Xephyr program up as Start does (bin "" = "Xephyr" in
+// PATH) and returns its path, or *NotFoundError.
+func Find(bin string) (string, error) {
+	if bin == "" {
+		bin = "Xephyr"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return "", &NotFoundError{Program: bin, Package: "xserver-xephyr", Err: err}
+		}
+		return "", fmt.Errorf("find Xephyr program %q: %w", bin, err)
+	}
+	return path, nil
 }
 
 func (s *Server) startupError() error {

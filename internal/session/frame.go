@@ -2,10 +2,8 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/jezek/xgb/xproto"
@@ -13,6 +11,7 @@ import (
 	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
@@ -103,29 +102,7 @@ func hostDisplay(env []string) (display, xauthority string) {
 			return ""
 		}
 	}
-	display, xauthority = get("DISPLAY"), get("XAUTHORITY")
-	if xauthority == "" && get("HOME") != "" {
-		xauthority = filepath.Join(get("HOME"), ".Xauthority")
-	}
-	return display, xauthority
-}
-
-// HostDisplayError is returned when the launcher cannot draw the window
-// frame on the host display: it is unreachable or refuses us.
-type HostDisplayError struct {
-	Display string
-	Err     error
-}
-
-func (e *HostDisplayError) Error() string {
-	return fmt.Sprintf("draw the window frame: %v", e.Err)
-}
-
-func (e *HostDisplayError) Unwrap() error { return e.Err }
-
-// Hint says what to do.
-func (e *HostDisplayError) Hint() string {
-	return fmt.Sprintf("xvmview and Xephyr draw on DISPLAY=%s: check that you can open it (xdpyinfo) and that XAUTHORITY is right", e.Display)
+	return get("DISPLAY"), xauth.FileName(get)
 }
 
 // openFrame draws the trust frame on the host display and points Xephyr's
@@ -137,11 +114,11 @@ func (r *runner) openFrame(ctx context.Context, xo *xephyr.Options) error {
 	}
 	display, xauthority := hostDisplay(xo.Env)
 	if display == "" {
-		return &HostDisplayError{Display: display, Err: errors.New("DISPLAY is not set")}
+		return NoDisplayError{}
 	}
 	conn, err := xephyr.DialHost(ctx, display, xauthority)
 	if err != nil {
-		return &HostDisplayError{Display: display, Err: err}
+		return &HostDisplayError{Display: display, Err: fmt.Errorf("draw the window frame: %w", err)}
 	}
 	o := r.pl.Frame
 	o.Notice = func(msg string) { r.notice("%s", msg) }

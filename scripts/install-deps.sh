@@ -9,6 +9,8 @@ pkgs=(xserver-xephyr xvfb xauth openssh-server openssh-client x11-apps x11-utils
 pkgs+=(dash bash zsh ksh mksh csh tcsh)
 # nc: the ProxyCommand tests (`ProxyCommand nc %h %p`)
 pkgs+=(netcat-openbsd)
+# the clipboard tests: xclip owns and reads CLIPBOARD on the host and the nested display
+pkgs+=(xclip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

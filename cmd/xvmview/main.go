@@ -123,7 +123,7 @@ command line, and everything is removed when the app exits.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.runCommand(), c.listCommand(), c.versionCommand())
 	root.AddCommand(c.checkCommand(), c.trustCommand(), c.psCommand(), c.stopCommand())
-	root.AddCommand(c.desktopCommand(), c.manCommand())
+	root.AddCommand(c.desktopCommand(), c.manCommand(), c.clipCommand())
 	return root
 }
 

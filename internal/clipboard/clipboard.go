@@ -45,11 +45,11 @@ type Conn struct {
 	chunk int // bytes per ChangeProperty
 	a     atoms
 
-	readMu sync.Mutex // one Read at a time
+	sem chan struct{} // one Read or Offer at a time
 
 	mu      sync.Mutex
 	events  chan xgb.Event // the running Read's events, nil between Reads
-	offer   *offer
+	offer   *offerState
 	done    chan struct{}
 	closing bool
 }
@@ -58,8 +58,8 @@ type atoms struct {
 	clipboard, targets, utf8, text, incr, prop xproto.Atom
 }
 
-// offer is text this Conn owns the CLIPBOARD with.
-type offer struct {
+// offerState is text this Conn owns the CLIPBOARD with.
+type offerState struct {
 	text   string
 	uses   int // data transfers left; <0 = unlimited
 	served int // data transfers done
@@ -77,7 +77,7 @@ type Ended struct {
 // window of its own on the default screen, and a goroutine that follows its
 // events.
 func New(c *xgb.Conn) (*Conn, error) {
-	k := &Conn{c: c, done: make(chan struct{})}
+	k := &Conn{c: c, done: make(chan struct{}), sem: make(chan struct{}, 1)}
 	for _, a := range []struct {
 		dst  *xproto.Atom
 		name string
@@ -163,14 +163,45 @@ func (k *Conn) loop() {
 }
 
 // Read returns the text the display's CLIPBOARD owner offers, as valid
-// UTF-8 without NUL bytes, at most max bytes. ctx bounds every wait on the
-// owner.
+// UTF-8 without NUL bytes, at most max bytes. ctx bounds every wait, on the
+// owner and on the X server (one that another client holds grabbed answers
+// nobody).
 //
 // Errors: ErrEmpty; *TooLargeError; an error wrapping ctx.Err() when the
-// owner did not answer in time; X errors.
+// owner or the server did not answer in time; X errors.
 func (k *Conn) Read(ctx context.Context, max int) (string, error) {
-	k.readMu.Lock()
-	defer k.readMu.Unlock()
+	return k.bounded(ctx, func() (string, error) { return k.read(ctx, max) })
+}
+
+// bounded runs f, one at a time per Conn, and returns when it does or when
+// ctx ends. f's X round trips cannot be interrupted: one that hangs on a
+// grabbed server goes on in the background until the connection closes,
+// holding back the next call only until that call's own ctx ends.
+func (k *Conn) bounded(ctx context.Context, f func() (string, error)) (string, error) {
+	select {
+	case k.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("clipboard: the display did not answer: %w", ctx.Err())
+	}
+	type result struct {
+		s   string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		defer func() { <-k.sem }()
+		s, err := f()
+		res <- result{s, err}
+	}()
+	select {
+	case r := <-res:
+		return r.s, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("clipboard: the display did not answer: %w", ctx.Err())
+	}
+}
+
+func (k *Conn) read(ctx context.Context, max int) (string, error) {
 	owner, err := xproto.GetSelectionOwner(k.c, k.a.clipboard).Reply()
 	if err != nil {
 		return "", fmt.Errorf("clipboard: %w", err)
@@ -307,12 +338,18 @@ func toText(b []byte, latin1 bool) string {
 // Offer makes this Conn the CLIPBOARD's owner with text, for uses data
 // transfers (<= 0: any number) and for at most d (0: until replaced, Close
 // or Withdraw). A new Offer replaces the last one. end, if not nil, is
-// called once when the offer ends, from another goroutine.
-func (k *Conn) Offer(text string, uses int, d time.Duration, end func(Ended)) error {
+// called once when the offer ends, from another goroutine. ctx bounds the
+// round trips to the X server.
+func (k *Conn) Offer(ctx context.Context, text string, uses int, d time.Duration, end func(Ended)) error {
+	_, err := k.bounded(ctx, func() (string, error) { return "", k.own(text, uses, d, end) })
+	return err
+}
+
+func (k *Conn) own(text string, uses int, d time.Duration, end func(Ended)) error {
 	if uses <= 0 {
 		uses = -1
 	}
-	o := &offer{text: text, uses: uses, end: end}
+	o := &offerState{text: text, uses: uses, end: end}
 	k.mu.Lock()
 	if k.offer != nil {
 		k.offer.finish("replaced")
@@ -353,7 +390,7 @@ func (k *Conn) end(reason string) {
 	}
 }
 
-func (k *Conn) endOffer(o *offer, reason string) {
+func (k *Conn) endOffer(o *offerState, reason string) {
 	k.mu.Lock()
 	if k.offer != o {
 		k.mu.Unlock()
@@ -373,7 +410,7 @@ func (k *Conn) endOffer(o *offer, reason string) {
 
 // finish stops the offer's timer and reports its end; k.mu is held or the
 // offer is no longer reachable.
-func (o *offer) finish(reason string) {
+func (o *offerState) finish(reason string) {
 	if o.timer != nil {
 		o.timer.Stop()
 	}

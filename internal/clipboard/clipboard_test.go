@@ -188,7 +188,10 @@ func TestReadHostileOwner(t *testing.T) {
 		var requestor xproto.Window
 		var prop xproto.Atom
 		return func(c *xgb.Conn, ev xgb.Event) {
-			utf8, _ := xproto.InternAtom(c, false, 11, "UTF8_STRING").Reply()
+			utf8, err := xproto.InternAtom(c, false, 11, "UTF8_STRING").Reply()
+			if err != nil {
+				return // the test is over
+			}
 			if p, ok := ev.(xproto.PropertyNotifyEvent); ok && endless && p.State == xproto.PropertyDelete && p.Window == requestor && p.Atom == prop {
 				xproto.ChangeProperty(c, xproto.PropModeReplace, requestor, prop, utf8.Atom, 8, uint32(len(chunk)), chunk)
 				return
@@ -198,7 +201,10 @@ func TestReadHostileOwner(t *testing.T) {
 				return
 			}
 			requestor, prop = e.Requestor, e.Property
-			incrAtom, _ := xproto.InternAtom(c, false, 4, "INCR").Reply()
+			incrAtom, err := xproto.InternAtom(c, false, 4, "INCR").Reply()
+			if err != nil {
+				return
+			}
 			xproto.ChangeWindowAttributes(c, e.Requestor, xproto.CwEventMask, []uint32{xproto.EventMaskPropertyChange})
 			size := []byte{0, 0, 0, 0x40} // "1 GiB" in the INCR size hint
 			xproto.ChangeProperty(c, xproto.PropModeReplace, e.Requestor, e.Property, incrAtom.Atom, 32, 1, size)
@@ -248,7 +254,7 @@ func TestOfferOnce(t *testing.T) {
 	d := newDisplay(t)
 	k := d.conn()
 	ended := make(chan Ended, 1)
-	if err := k.Offer("pasted ✓", 1, 30*time.Second, func(e Ended) { ended <- e }); err != nil {
+	if err := k.Offer(ctx(t, 5*time.Second), "pasted ✓", 1, 30*time.Second, func(e Ended) { ended <- e }); err != nil {
 		t.Fatal(err)
 	}
 	if out, ok := d.xclip("", "-o", "-selection", "primary"); ok {
@@ -274,7 +280,7 @@ func TestOfferTimeoutAndClose(t *testing.T) {
 	d := newDisplay(t)
 	k := d.conn()
 	ended := make(chan Ended, 1)
-	if err := k.Offer("soon gone", 1, 200*time.Millisecond, func(e Ended) { ended <- e }); err != nil {
+	if err := k.Offer(ctx(t, 5*time.Second), "soon gone", 1, 200*time.Millisecond, func(e Ended) { ended <- e }); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -289,7 +295,7 @@ func TestOfferTimeoutAndClose(t *testing.T) {
 		t.Errorf("after the timeout the clipboard holds %q", out)
 	}
 
-	if err := k.Offer("many times", 0, 0, nil); err != nil {
+	if err := k.Offer(ctx(t, 5*time.Second), "many times", 0, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
@@ -299,7 +305,7 @@ func TestOfferTimeoutAndClose(t *testing.T) {
 	}
 	// A large text goes across in appended chunks.
 	big := strings.Repeat("0123456789", 25<<10)
-	if err := k.Offer(big, 0, 0, nil); err != nil {
+	if err := k.Offer(ctx(t, 5*time.Second), big, 0, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if out, ok := d.xclip("", "-o", "-selection", "clipboard"); !ok || out != big {

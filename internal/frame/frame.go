@@ -376,6 +376,13 @@ func (f *Frame) SetStatus(text string) {
 	f.conn.Sync()
 }
 
+// Status returns the text SetStatus last showed.
+func (f *Frame) Status() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
 // Close destroys the frame and closes its connection. It is idempotent.
 func (f *Frame) Close() {
 	f.mu.Lock()

@@ -179,6 +179,7 @@ type runner struct {
 
 	srv     *xephyr.Server
 	frame   *frame.Frame // the trust frame on the host display
+	clip    *clip        // the two clipboards; nil when the profile turns it off
 	conn    *xgb.Conn
 	client  *guest.Client
 	started bool // the session directory exists: errors after this may be a signal's doing
@@ -308,6 +309,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	r.watchMaps()
 	r.phase("nested display refuses clients without the cookie")
+	if err := r.startClipboard(startCtx); err != nil {
+		return Result{Display: srv.Display}, err
+	}
 
 	var wm, app proc
 	if pl.Guest == nil {

@@ -1,0 +1,340 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+	"github.com/jezek/xgb/xtest"
+
+	"github.com/xvmview/xvmview/internal/testguest"
+)
+
+// The clipboard end to end: a real Xvfb as the host display, real Xephyr
+// in the trust frame, xclip on both displays, the user's keys pressed on the
+// host display through XTEST, and a nested client that polls the CLIPBOARD
+// in a loop as a hostile guest would.
+
+type clipWorld struct {
+	t       *testing.T
+	x       *testguest.Xvfb
+	host    *xgb.Conn
+	root    string
+	got     string // the nested poller's output file
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started chan struct{}
+
+	mu      sync.Mutex
+	phases  []string
+	notices []string
+}
+
+func newClipWorld(t *testing.T) *clipWorld {
+	t.Helper()
+	testguest.NeedProgram(t, "Xephyr", "xserver-xephyr")
+	testguest.NeedProgram(t, "xclip", "xclip")
+	w := &clipWorld{t: t, done: make(chan struct{}), started: make(chan struct{})}
+	w.x = testguest.StartXvfb(t, testguest.XvfbOptions{})
+	nc, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", w.x.Num))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.host, err = xgb.NewConnNetWithCookieHex(nc, strings.Repeat("00", 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.host.Close)
+	if err := xtest.Init(w.host); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	w.got = filepath.Join(dir, "got")
+	// The "guest": polls its CLIPBOARD every 50 ms and notes every answer.
+	poll := fmt.Sprintf(`while :; do if t=$(xclip -o -selection clipboard 2>/dev/null); then printf '%%s\n' "$t" >> %s; fi; sleep 0.05; done`, w.got)
+	p := testProfile(t, "cliptest", fmt.Sprintf("host = \"local\"\ncommand = [\"sh\", \"-c\", %q]\nclipboard_max_bytes = 1024\ncolor = \"#3465a4\"\n", poll))
+	w.root = filepath.Join(dir, "run")
+	pl, err := NewPlan(p, nil, Facts{RuntimeRoot: w.root, HostEnv: append(os.Environ(), w.x.Env()...), Hostname: "cliptest-host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	o := Options{
+		Progress: func(phase string, _ time.Duration) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.phases = append(w.phases, phase)
+			if strings.HasPrefix(phase, "started ") {
+				close(w.started)
+			}
+		},
+		Notice: func(msg string) { w.mu.Lock(); w.notices = append(w.notices, msg); w.mu.Unlock() },
+	}
+	go func() {
+		defer close(w.done)
+		if _, err := Run(ctx, pl, o); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-w.done })
+	select {
+	case <-w.started:
+	case <-w.done:
+		t.Fatal("Run ended before the app started")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the app did not start within 60 s")
+	}
+	return w
+}
+
+func (w *clipWorld) state() State {
+	w.t.Helper()
+	states, err := ReadStates(w.root)
+	if err != nil || len(states) != 1 {
+		w.t.Fatalf("states %+v, %v", states, err)
+	}
+	return states[0]
+}
+
+// xclip runs xclip on the host display (nested false) or the nested one.
+func (w *clipWorld) xclip(nested bool, stdin string, args ...string) (string, bool) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "xclip", args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DISPLAY=" + w.x.Display}
+	if nested {
+		s := w.state()
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("DISPLAY=:%d", s.Display),
+			"XAUTHORITY=" + filepath.Join(w.root, s.ID, "client.xauth")}
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if len(args) > 0 && args[0] == "-i" {
+		// xclip -i forks a server that owns the selection and keeps
+		// running: let it go, it ends with its display.
+		cmd.Stdout = nil
+	}
+	err := cmd.Run()
+	return out.String(), err == nil
+}
+
+// key presses mods+sym on the host display, with the pointer over the
+// frame, as the user would.
+func (w *clipWorld) key(sym xproto.Keysym) {
+	w.t.Helper()
+	h := w.host
+	setup := xproto.Setup(h)
+	root := setup.DefaultScreen(h).Root
+	m, err := xproto.GetKeyboardMapping(h, setup.MinKeycode, byte(int(setup.MaxKeycode)-int(setup.MinKeycode)+1)).Reply()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	code := func(s xproto.Keysym) byte {
+		per := int(m.KeysymsPerKeycode)
+		for i := 0; (i+1)*per <= len(m.Keysyms); i++ {
+			if m.Keysyms[i*per] == s {
+				return byte(int(setup.MinKeycode) + i)
+			}
+		}
+		w.t.Fatalf("no keycode for keysym 0x%x", s)
+		return 0
+	}
+	// The frame is centred on the screen without a window manager.
+	s := setup.DefaultScreen(h)
+	if err := xproto.WarpPointerChecked(h, 0, root, 0, 0, 0, 0, int16(s.WidthInPixels/2), int16(s.HeightInPixels/2)).Check(); err != nil {
+		w.t.Fatal(err)
+	}
+	keys := []byte{code(0xffe3), code(0xffe1), code(sym)} // Control_L, Shift_L, the key
+	for _, k := range keys {
+		xtest.FakeInput(h, xproto.KeyPress, k, 0, root, 0, 0, 0)
+	}
+	for i := len(keys) - 1; i >= 0; i-- {
+		xtest.FakeInput(h, xproto.KeyRelease, keys[i], 0, root, 0, 0, 0)
+	}
+	if _, err := xproto.GetInputFocus(h).Reply(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *clipWorld) guestGot() string {
+	b, _ := os.ReadFile(w.got)
+	return string(b)
+}
+
+func (w *clipWorld) waitPhase(sub string) {
+	w.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w.mu.Lock()
+		for _, p := range w.phases {
+			if strings.Contains(p, sub) {
+				w.mu.Unlock()
+				return
+			}
+		}
+		w.mu.Unlock()
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no phase with %q; phases: %q; notices: %q", sub, w.phases, w.notices)
+		}
+	}
+}
+
+func (w *clipWorld) waitNotice(sub string) {
+	w.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w.mu.Lock()
+		for _, n := range w.notices {
+			if strings.Contains(n, sub) {
+				w.mu.Unlock()
+				return
+			}
+		}
+		w.mu.Unlock()
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no notice with %q; notices: %q", sub, w.notices)
+		}
+	}
+}
+
+func TestClipboardCrossesOnlyOnKeys(t *testing.T) {
+	w := newClipWorld(t)
+	const hostSecret = "host secret https://example.org/?t=1"
+	if _, ok := w.xclip(false, hostSecret, "-i", "-selection", "clipboard"); !ok {
+		t.Fatal("xclip -i on the host failed")
+	}
+	// The guest polls for 1 s: nothing of the host's clipboard reaches it.
+	time.Sleep(time.Second)
+	if got := w.guestGot(); got != "" {
+		t.Fatalf("before any key the guest read %q", got)
+	}
+
+	w.key('v')
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(w.guestGot(), hostSecret); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after Ctrl+Shift+V the guest read %q, want the host's text", w.guestGot())
+		}
+	}
+	w.waitPhase("the guest pasted the 36 bytes; withdrawn")
+	time.Sleep(500 * time.Millisecond) // ten more polls
+	if got := w.guestGot(); strings.Count(got, hostSecret) != 1 {
+		t.Errorf("the guest read the host's text %d times, want once (one paste): %q", strings.Count(got, hostSecret), got)
+	}
+	if out, ok := w.xclip(true, "", "-o", "-selection", "primary"); ok {
+		t.Errorf("the guest's PRIMARY holds %q", out)
+	}
+
+	// Out of the guest: its CLIPBOARD to the host's, on Ctrl+Shift+C.
+	const guestText = "text from the guest"
+	w.guestOwns(guestText)
+	if out, _ := w.xclip(false, "", "-o", "-selection", "clipboard"); out != hostSecret {
+		t.Fatalf("before Ctrl+Shift+C the host's clipboard holds %q", out)
+	}
+	w.key('c')
+	w.waitPhase("19 bytes copied from the guest to the host's CLIPBOARD")
+	if out, ok := w.xclip(false, "", "-o", "-selection", "clipboard"); !ok || out != guestText {
+		t.Errorf("after Ctrl+Shift+C the host's clipboard holds %q (%v), want the guest's text", out, ok)
+	}
+
+	// The command line: pull and push through the control socket.
+	s := w.state()
+	fi, err := os.Stat(filepath.Join(w.root, s.ID, controlName))
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("control socket: %v, mode %v; want a 0600 socket", err, fi.Mode())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if got, err := ClipPull(ctx, w.root, s, false); err != nil || string(got) != guestText {
+		t.Errorf("ClipPull: %q, %v", got, err)
+	}
+	if err := ClipPush(ctx, w.root, s, []byte("pushed")); err != nil {
+		t.Errorf("ClipPush: %v", err)
+	}
+	// The guest's poller takes the one paste.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(w.guestGot(), "pushed\n"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after ClipPush the guest read %q", w.guestGot())
+		}
+	}
+
+	// Above the cap (1024 bytes): refused, with a notice, the host's
+	// clipboard untouched.
+	big := strings.Repeat("b", 2000)
+	w.guestOwns(big)
+	w.key('c')
+	w.waitNotice("larger than the profile's clipboard_max_bytes (1024)")
+	if out, _ := w.xclip(false, "", "-o", "-selection", "clipboard"); out != guestText {
+		t.Errorf("after a refused copy the host's clipboard holds %d bytes, want the earlier %q", len(out), guestText)
+	}
+	if err := ClipPush(ctx, w.root, s, []byte(big)); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("ClipPush of 2000 bytes: %v, want refused", err)
+	}
+	if _, err := ClipPull(ctx, w.root, s, false); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("ClipPull of 2000 bytes: %v, want refused", err)
+	}
+
+	// The log side: direction and size, never the text.
+	w.mu.Lock()
+	for _, line := range append(append([]string(nil), w.phases...), w.notices...) {
+		for _, secret := range []string{hostSecret, guestText, "pushed", "bbbb"} {
+			if strings.Contains(line, secret) {
+				t.Errorf("the session's log has the clipboard's text %q: %q", secret, line)
+			}
+		}
+	}
+	w.mu.Unlock()
+
+	// The session ends: nothing from the guest stays on the host's clipboard.
+	w.cancel()
+	<-w.done
+	if out, ok := w.xclip(false, "", "-o", "-selection", "clipboard"); ok {
+		t.Errorf("after the session the host's clipboard holds %q", out)
+	}
+}
+
+// guestOwns makes a nested xclip the guest's CLIPBOARD owner with text and
+// waits until it answers with it.
+func (w *clipWorld) guestOwns(text string) {
+	w.t.Helper()
+	if _, ok := w.xclip(true, text, "-i", "-selection", "clipboard"); !ok {
+		w.t.Fatal("xclip -i in the guest failed")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if out, _ := w.xclip(true, "", "-o", "-selection", "clipboard"); out == text {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatal("the guest's xclip did not take its CLIPBOARD")
+		}
+	}
+}
+
+func TestClipboardOff(t *testing.T) {
+	p := testProfile(t, "off", "host = \"local\"\ncommand = [\"true\"]\nclipboard = false\n")
+	pl, err := NewPlan(p, nil, Facts{RuntimeRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Frame.Keys) != 0 {
+		t.Errorf("clipboard = false still grabs keys %+v", pl.Frame.Keys)
+	}
+	p = testProfile(t, "on", "host = \"local\"\ncommand = [\"true\"]\nclipboard_copy_key = \"super+c\"\n")
+	pl, err = NewPlan(p, nil, Facts{RuntimeRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Frame.Keys) != 2 || pl.Frame.Keys[0].Mods != xproto.ModMask4 || pl.Frame.Keys[0].Keysym != 'c' ||
+		pl.Frame.Keys[1].Mods != xproto.ModMaskControl|xproto.ModMaskShift || pl.Frame.Keys[1].Keysym != 'v' {
+		t.Errorf("keys %+v, want super+c and ctrl+shift+v", pl.Frame.Keys)
+	}
+}

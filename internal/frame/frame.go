@@ -81,6 +81,7 @@ type Frame struct {
 	box       xproto.Window // the container: Xephyr's -parent
 	gc        xproto.Gcontext
 	ascent    int
+	charW     int // the label font's widest character
 	labelH    int
 	fixedW    int
 	fixedH    int
@@ -303,11 +304,14 @@ func (f *Frame) openFont(fg, bg uint32) error {
 			break
 		}
 	}
-	f.labelH, f.ascent = 18, 13
+	f.labelH, f.ascent, f.charW = 18, 13, 9
 	if opened {
 		if q, err := xproto.QueryFont(c, xproto.Fontable(fid)).Reply(); err == nil {
 			f.ascent = int(q.FontAscent)
 			f.labelH = int(q.FontAscent+q.FontDescent) + 6
+			if w := int(q.MaxBounds.CharacterWidth); w > 0 && w < 64 {
+				f.charW = w
+			}
 		}
 	}
 	if f.gc, err = xproto.NewGcontextId(c); err != nil {
@@ -550,10 +554,8 @@ func (f *Frame) drawLabel(clear bool) {
 	xproto.ImageText8(f.conn, byte(len(text)), xproto.Drawable(f.win), f.gc, Border+2, y, text)
 	if status != "" {
 		s := clip(status, 255)
-		// The fonts above are 6 to 9 pixels wide; assume 9 to stay clear of
-		// the label.
-		x := w - Border - 2 - 9*len(s)
-		if x > Border+2+9*len(text)+16 {
+		x := w - Border - 2 - f.charW*len(s)
+		if x > Border+2+f.charW*len(text)+16 {
 			xproto.ImageText8(f.conn, byte(len(s)), xproto.Drawable(f.win), f.gc, int16(x), y, s)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
+	"github.com/jezek/xgb/xtest"
 
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -144,6 +145,14 @@ func newWorld(t *testing.T, o Options) *world {
 	w.x = testguest.StartXvfb(t, testguest.XvfbOptions{Screen: "1600x1200x24"})
 	w.host = dialHost(t, w.x)
 	t.Cleanup(w.host.Close)
+	w.startIn(o)
+	return w
+}
+
+// startIn opens the frame with o on w's host display and starts Xephyr in it.
+func (w *world) startIn(o Options) {
+	t := w.t
+	t.Helper()
 	o.Notice = func(s string) { w.mu.Lock(); w.notices = append(w.notices, s); w.mu.Unlock() }
 	f, err := New(dialHost(t, w.x), o)
 	if err != nil {
@@ -199,7 +208,6 @@ func newWorld(t *testing.T, o Options) *world {
 	if _, err := f.Child(done); err != nil {
 		t.Fatal(err)
 	}
-	return w
 }
 
 // nested runs an X client against the nested display, as a guest program
@@ -503,3 +511,175 @@ func TestNewRefusesUnknownColour(t *testing.T) {
 		t.Errorf("New with an unknown colour: %v", err)
 	}
 }
+
+// startHostWM runs twm on the host display, placing windows itself
+// (RandomPlacement: twm's default waits for a click, holding a server grab).
+func startHostWM(t *testing.T, x *testguest.Xvfb) {
+	t.Helper()
+	need(t, "twm")
+	rc := filepath.Join(t.TempDir(), "twmrc")
+	if err := os.WriteFile(rc, []byte("RandomPlacement\nNoGrabServer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("twm", "-f", rc)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DISPLAY=" + x.Display, "LC_ALL=C"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := dialHost(t, x)
+	defer c.Close()
+	root := xproto.Setup(c).DefaultScreen(c).Root
+	eventually(t, "twm manages the display", func() bool {
+		a, err := xproto.GetWindowAttributes(c, root).Reply()
+		return err == nil && a.AllEventMasks&xproto.EventMaskSubstructureRedirect != 0
+	})
+}
+
+// keycodeFor finds sym's keycode on conn's keyboard.
+func keycodeFor(t *testing.T, c *xgb.Conn, sym xproto.Keysym) byte {
+	t.Helper()
+	s := xproto.Setup(c)
+	m, err := xproto.GetKeyboardMapping(c, s.MinKeycode, byte(int(s.MaxKeycode)-int(s.MinKeycode)+1)).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := int(m.KeysymsPerKeycode)
+	for i := 0; (i+1)*per <= len(m.Keysyms); i++ {
+		if m.Keysyms[i*per] == sym {
+			return byte(int(s.MinKeycode) + i)
+		}
+	}
+	t.Fatalf("no keycode for 0x%x", sym)
+	return 0
+}
+
+// testKeysGrabbed: Ctrl+Shift+C typed on the host display over the frame
+// reaches the frame's Keys and never the nested display, where a window
+// covering the screen listens for key presses; a plain 'c' does reach it.
+func testKeysGrabbed(t *testing.T, withWM bool) {
+	need(t, "Xephyr", "xrandr")
+	x := testguest.StartXvfb(t, testguest.XvfbOptions{Screen: "1600x1200x24"})
+	if withWM {
+		startHostWM(t, x)
+	}
+	w := &world{t: t, x: x}
+	w.host = dialHost(t, x)
+	t.Cleanup(w.host.Close)
+	if err := xtest.Init(w.host); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Title: "[t] keys", Instance: "xvmview-t", Label: "[t] guest", Color: "#cc0000", Width: 640, Height: 480,
+		Keys: []Key{{Name: "copy", Mods: xproto.ModMaskControl | xproto.ModMaskShift, Keysym: 'c'}}}
+	w.startIn(o)
+	if withWM {
+		eventually(t, "twm reparents the frame", func() bool {
+			r, err := xproto.QueryTree(w.host, xproto.Window(w.frame.Window())).Reply()
+			return err == nil && r.Parent != xproto.Setup(w.host).DefaultScreen(w.host).Root
+		})
+	}
+
+	// A guest window over the whole nested screen, listening for keys.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	guest, err := xephyr.Dial(ctx, w.srv.Display, w.cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	gs := xproto.Setup(guest).DefaultScreen(guest)
+	gw, _ := xproto.NewWindowId(guest)
+	if err := xproto.CreateWindowChecked(guest, gs.RootDepth, gw, gs.Root, 0, 0, gs.WidthInPixels, gs.HeightInPixels, 0,
+		xproto.WindowClassInputOutput, gs.RootVisual, xproto.CwEventMask, []uint32{xproto.EventMaskKeyPress}).Check(); err != nil {
+		t.Fatal(err)
+	}
+	xproto.MapWindow(guest, gw)
+	xproto.SetInputFocus(guest, xproto.InputFocusPointerRoot, gw, xproto.TimeCurrentTime)
+	if _, err := xproto.GetInputFocus(guest).Reply(); err != nil {
+		t.Fatal(err)
+	}
+	gotKeys := make(chan byte, 64)
+	go func() {
+		for {
+			ev, xerr := guest.WaitForEvent()
+			if ev == nil && xerr == nil {
+				return
+			}
+			if k, ok := ev.(xproto.KeyPressEvent); ok {
+				gotKeys <- byte(k.Detail)
+			}
+		}
+	}()
+
+	h := w.host
+	root := xproto.Setup(h).DefaultScreen(h).Root
+	g := w.geometry(xproto.Window(w.frame.Parent()))
+	abs, err := xproto.TranslateCoordinates(h, xproto.Window(w.frame.Parent()), root, int16(g.Width/2), int16(g.Height/2)).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xproto.WarpPointerChecked(h, 0, root, 0, 0, 0, 0, abs.DstX, abs.DstY).Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctrl, shift, c := keycodeFor(t, h, 0xffe3), keycodeFor(t, h, 0xffe1), keycodeFor(t, h, 'c')
+	press := func(codes ...byte) {
+		for _, k := range codes {
+			xtest.FakeInput(h, xproto.KeyPress, k, 0, root, 0, 0, 0)
+		}
+		for i := len(codes) - 1; i >= 0; i-- {
+			xtest.FakeInput(h, xproto.KeyRelease, codes[i], 0, root, 0, 0, 0)
+		}
+		xproto.GetInputFocus(h).Reply()
+	}
+	// A plain c first: the guest gets it (the path works at all).
+	press(c)
+	if !waitKey(gotKeys, c) {
+		t.Fatal("a plain 'c' typed over the frame did not reach the nested display")
+	}
+	marker := keycodeFor(t, h, 'x')
+	press(ctrl, shift, c)
+	press(marker) // every key event before it has arrived once it does
+	seen, ok := waitKeys(gotKeys, marker)
+	if !ok {
+		t.Fatal("the marker 'x' did not reach the nested display")
+	}
+	for _, k := range seen {
+		if k == c {
+			t.Errorf("the nested display saw the 'c' of Ctrl+Shift+C (keys seen: %v)", seen)
+		}
+	}
+	select {
+	case name := <-w.frame.Keys():
+		if name != "copy" {
+			t.Errorf("Keys() = %q, want copy", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Ctrl+Shift+C over the frame did not reach the frame's Keys")
+	}
+}
+
+// waitKey drains keys until code arrives (true) or 10 s pass.
+func waitKey(keys chan byte, code byte) bool {
+	_, ok := waitKeys(keys, code)
+	return ok
+}
+
+// waitKeys returns the keys that came before code, and whether code came
+// within 10 s.
+func waitKeys(keys chan byte, code byte) ([]byte, bool) {
+	var seen []byte
+	for deadline := time.After(10 * time.Second); ; {
+		select {
+		case k := <-keys:
+			if k == code {
+				return seen, true
+			}
+			seen = append(seen, k)
+		case <-deadline:
+			return seen, false
+		}
+	}
+}
+
+func TestKeysGrabbedNoWM(t *testing.T)    { testKeysGrabbed(t, false) }
+func TestKeysGrabbedUnderWM(t *testing.T) { testKeysGrabbed(t, true) }

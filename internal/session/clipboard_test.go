@@ -338,3 +338,51 @@ func TestClipboardOff(t *testing.T) {
 		t.Errorf("keys %+v, want super+c and ctrl+shift+v", pl.Frame.Keys)
 	}
 }
+
+// TestClipPullForTerminal: the guest's text on a terminal goes through the
+// sanitizer (an OSC title change and a cursor query shown, not obeyed);
+// raw, it is the bytes as sent. The answer's size is checked.
+func TestClipPullForTerminal(t *testing.T) {
+	root := t.TempDir()
+	st := State{ID: "abcdef012345", Profile: "web"}
+	if err := os.Mkdir(filepath.Join(root, st.ID), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	evil := "url\x1b]2;owned\x07\x1b[6n\n"
+	l, err := net.Listen("unix", filepath.Join(root, st.ID, controlName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	answers := []string{fmt.Sprintf("ok %d\n%s", len(evil), evil), fmt.Sprintf("ok %d\n%s", len(evil), evil), "ok 99999999999\n", "error the clipboard holds no text\n"}
+	go func() {
+		for _, a := range answers {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 5)
+			_, _ = c.Read(buf)
+			_, _ = c.Write([]byte(a))
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := ClipPull(ctx, root, st, true)
+	if err != nil || strings.ContainsRune(string(got), 0x1b) || strings.ContainsRune(string(got), 0x07) || !strings.Contains(string(got), "url") {
+		t.Errorf("ClipPull for a terminal = %q, %v; want the text without ESC or BEL", got, err)
+	}
+	if got, err := ClipPull(ctx, root, st, false); err != nil || string(got) != evil {
+		t.Errorf("ClipPull raw = %q, %v; want the bytes as sent", got, err)
+	}
+	if _, err := ClipPull(ctx, root, st, false); err == nil {
+		t.Error("ClipPull took an answer of 99999999999 bytes")
+	}
+	if _, err := ClipPull(ctx, root, st, false); err == nil || err.Error() != "the clipboard holds no text" {
+		t.Errorf("ClipPull of an error answer: %v", err)
+	}
+	if _, err := ClipPull(ctx, root, State{ID: "../x"}, false); err == nil {
+		t.Error("ClipPull took the session id ../x")
+	}
+}

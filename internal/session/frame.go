@@ -85,7 +85,13 @@ func describeFrame(o frame.Options, p profile.Profile) string {
 	if p.Color == "" {
 		src = "default for the name " + p.Name
 	}
-	return fmt.Sprintf("a %s frame (%s) with the label %q, drawn by xvmview on the host display; Xephyr inside it (-parent FRAME)", o.Color, src, o.Label)
+	line := fmt.Sprintf("a %s frame (%s) with the label %q, drawn by xvmview on the host display; Xephyr inside it (-parent FRAME)", o.Color, src, o.Label)
+	if p.ClipboardOff {
+		return line + "\nclipboard: off (clipboard = false)"
+	}
+	ck, pk := p.ClipboardKeys()
+	return line + fmt.Sprintf("\nclipboard: %s copies the guest's CLIPBOARD to yours, %s offers yours for one paste (%s); text only, at most %d bytes; PRIMARY never",
+		ck, pk, PasteWindow, p.ClipboardLimit())
 }
 
 // hostDisplay returns DISPLAY and the Xauthority file for the host display

@@ -330,8 +330,13 @@ func (c *Client) keepalive(interval time.Duration, misses int) {
 // set up the session (about 40 ms on OpenSSH 9.2), so a caller that pings
 // right after Dial, while it waits for something else anyway, takes that
 // delay off its critical path. It returns ctx's error, or an error if the
-// connection ended.
+// connection ended. With ctx already done it sends nothing and returns ctx's
+// error: a select between a ready answer and a done context would pick
+// either at random.
 func (c *Client) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() {
 		_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xvmview/xvmview/internal/guesttext"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -80,17 +81,36 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// ExitError is a remote command's non-zero exit.
+// ExitError is a remote command's non-zero exit, as the guest's sshd
+// reported it. Both fields come from the guest: Signal is made visible with
+// guesttext.Line, and a status outside 0..255, which no program can have (SSH
+// carries a uint32: a broken or hostile sshd may send 256, which an exit(2)
+// would turn into 0), is not passed on: Status is then 1 and Claimed holds
+// what the guest sent.
 type ExitError struct {
-	Status int    // exit status; 128+N when killed by signal N
-	Signal string // signal name without "SIG" when killed by a signal, e.g. "KILL"
+	Status  int    // exit status 0..255; 128+N when killed by signal N
+	Signal  string // signal name without "SIG" when killed by a signal, e.g. "KILL"
+	Claimed int    // a status outside 0..255 the guest reported, else 0
 }
 
 func (e *ExitError) Error() string {
-	if e.Signal != "" {
+	switch {
+	case e.Claimed != 0:
+		return fmt.Sprintf("guest reported exit status %d, which no program can have (taken as %d)", e.Claimed, e.Status)
+	case e.Signal != "":
 		return fmt.Sprintf("guest command killed by signal %s", e.Signal)
 	}
 	return fmt.Sprintf("guest command exited with status %d", e.Status)
+}
+
+// newExitError makes the ExitError for a status and signal name the guest
+// reported, checked as ExitError says.
+func newExitError(status int, signal string) *ExitError {
+	e := &ExitError{Status: status, Signal: guesttext.Line(signal)}
+	if st, ok := guesttext.Status(status); !ok {
+		e.Status, e.Claimed = st, status
+	}
+	return e
 }
 
 func errText(err error) string {

@@ -54,7 +54,8 @@ func (c *Client) session(ctx context.Context, setup func(*ssh.Session) error) (*
 // output is copied. Use Run for short commands; programs that must not outlive
 // the connection go through Start.
 //
-// It returns *ExitError for a non-zero exit. When ctx ends first the command
+// It returns *ExitError for a non-zero exit (or a status outside 0..255,
+// see ExitError). When ctx ends first the command
 // is sent SIGKILL, the session is closed and the context's error returned
 // (wrapped); the copy from stdin continues until stdin returns.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -75,7 +76,7 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 			if st == 0 {
 				return nil
 			}
-			return &ExitError{Status: st, Signal: sig}
+			return newExitError(st, sig)
 		}
 		return fmt.Errorf("command on guest %s: %w", c.RemoteAddr(), err)
 	case <-ctx.Done():
@@ -244,10 +245,12 @@ func (c *Client) Start(ctx context.Context, spec ProcSpec) (*Process, error) {
 	p.s = s
 	go func() {
 		err := s.Wait()
-		st, _, ok := exitStatus(err)
+		st, sig, ok := exitStatus(err)
 		p.status = st
 		if !ok {
 			p.err = fmt.Errorf("session of %q on guest %s ended without an exit status (connection lost?): %w", spec.Argv[0], c.RemoteAddr(), err)
+		} else if ee := newExitError(st, sig); ee.Claimed != 0 {
+			p.status, p.err = ee.Status, ee
 		}
 		s.Close()
 		close(p.done)
@@ -268,7 +271,8 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Wait waits for the session to end and returns the program's exit status
 // (128+N when it was killed by signal N). err is non-nil, and status -1,
 // when the session ended without a status, e.g. because the connection was
-// lost.
+// lost. When the guest reported a status outside 0..255, which no program
+// can have, status is 1 and err an *ExitError holding what it reported.
 func (p *Process) Wait() (status int, err error) {
 	<-p.done
 	return p.status, p.err

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -21,7 +22,9 @@ import (
 
 // testServer is an in-process SSH server on loopback. It accepts the
 // authorised public key and runs a tiny command language: "true",
-// "exit N", "cat" (stdin to stdout), "echo-stderr TEXT", "hang".
+// "exit N" (N any uint32), "cat" (stdin to stdout), "echo-stderr TEXT",
+// "hang", and, as a hostile sshd would, "exit-signal HEXNAME" (any signal
+// name) and for Start "exit-raw N" (any status).
 type testServer struct {
 	t       *testing.T
 	ln      net.Listener
@@ -33,6 +36,7 @@ type testServer struct {
 	conns        int // connections accepted
 	drop         int // close this many more connections at once, as sshd's MaxStartups does
 	dropReset    bool
+	globalReqs   int // global requests received, e.g. keepalive@openssh.com
 }
 
 func newKey(t *testing.T) (ssh.Signer, ed25519.PrivateKey) {
@@ -144,6 +148,12 @@ func (s *testServer) executed() []string {
 	return append([]string(nil), s.execs...)
 }
 
+func (s *testServer) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.globalReqs
+}
+
 func (s *testServer) attempts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -172,7 +182,16 @@ func (s *testServer) serve(c net.Conn, cfg *ssh.ServerConfig) {
 		return
 	}
 	defer sc.Close()
-	go ssh.DiscardRequests(reqs)
+	go func() {
+		for req := range reqs {
+			s.mu.Lock()
+			s.globalReqs++
+			s.mu.Unlock()
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}()
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "no")
@@ -215,6 +234,19 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			status, _ = strconv.Atoi(f[1])
 		case len(f) > 1 && f[0] == "echo-stderr":
 			io.WriteString(ch.Stderr(), strings.Join(f[1:], " "))
+		case len(f) == 2 && f[0] == "exit-signal": // a hostile sshd: any name, hex-encoded here
+			name, _ := hex.DecodeString(f[1])
+			ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+				Name       string
+				CoreDumped bool
+				Msg, Lang  string
+			}{Name: string(name), Msg: "\033[31mmsg"}))
+			return
+		case strings.HasPrefix(cmd, "exec ") && strings.Contains(cmd, " exit-raw "):
+			// Start of `exit-raw N`: a hostile sshd reports status N,
+			// whatever it is, for a program it was asked to start.
+			n, _ := strconv.ParseUint(strings.Trim(f[len(f)-1], "'"), 10, 32)
+			status = int(n)
 		default:
 			status = 127
 		}

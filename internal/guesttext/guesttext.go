@@ -61,10 +61,18 @@ const (
 // is cut, on a character boundary, and ends in "…[N more bytes]" counting the
 // bytes of s not shown; the result is never longer than LineMax bytes.
 func Line(s string) string {
-	if isPlain(s, 0) && len(s) <= LineMax {
+	return LineCap(s, LineMax)
+}
+
+// LineCap is Line with a cap of n bytes instead of LineMax, for a line
+// that quotes the guest within a longer text of the host's own, such as an
+// error message; n is at least 64.
+func LineCap(s string, n int) string {
+	n = max(n, 64)
+	if len(s) <= n && isPlain(s, 0) {
 		return s
 	}
-	return string(appendCapped(nil, s, 0, LineMax))
+	return string(appendCapped(nil, s, 0, n))
 }
 
 // Block returns s with every control but tab and newline made visible. A CR
@@ -109,16 +117,16 @@ func Status(n int) (status int, ok bool) {
 	return n, true
 }
 
-// appendCapped appends s made visible under mode m to b, taking at most max
+// appendCapped appends s made visible under mode m to b, taking at most n
 // bytes; when s does not fit, it cuts on a unit boundary and appends the
-// marker, all within max.
-func appendCapped(b []byte, s string, m mode, max int) []byte {
+// marker, all within n.
+func appendCapped(b []byte, s string, m mode, n int) []byte {
 	start := len(b)
-	b, i := appendVisible(b, s, m, start+max)
+	b, i := appendVisible(b, s, m, start+n)
 	if i == len(s) {
 		return b
 	}
-	b, i = appendVisible(b[:start], s, m, start+max-markerRoom)
+	b, i = appendVisible(b[:start], s, m, start+n-markerRoom)
 	return appendMore(b, len(s)-i)
 }
 

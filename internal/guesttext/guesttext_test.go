@@ -54,6 +54,22 @@ func TestLine(t *testing.T) {
 	}
 }
 
+func TestLineCap(t *testing.T) {
+	long := strings.Repeat("k", 3000)
+	if got := LineCap(long, 4096); got != long {
+		t.Errorf("LineCap cut %d bytes under its cap of 4096", len(long))
+	}
+	if got := LineCap(long+"\033", 4096); got != long+"^[" {
+		t.Errorf("LineCap(long+ESC) ends in %q", got[len(got)-5:])
+	}
+	if got := LineCap(long, 1000); len(got) != 1000-markerRoom+len("…[2040 more bytes]") || !strings.HasSuffix(got, "…[2040 more bytes]") {
+		t.Errorf("LineCap(3000 bytes, 1000) = %d bytes ending %q", len(got), got[len(got)-20:])
+	}
+	if got := LineCap(long, 1); len(got) > 64 {
+		t.Errorf("LineCap(s, 1) = %d bytes, want at most the least cap, 64", len(got))
+	}
+}
+
 func TestBlock(t *testing.T) {
 	many := strings.Repeat("line\n", BlockLines+10)
 	tests := []struct {

@@ -21,11 +21,27 @@ func (c *cli) report(err error) int {
 		c.hintf("see 'xvmview --help'")
 		return exitUsage
 	}
-	c.errorf("%v", err)
+	for _, e := range joined(err) {
+		c.errorf("%v", e)
+	}
 	if hint := c.hint(err); hint != "" {
 		c.hintf("%s", hint)
 	}
 	return exitFailure
+}
+
+// joined returns the errors that errors.Join joined into err, each on a
+// line of its own, or err alone.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, joined(e)...)
+	}
+	return out
 }
 
 // hint says what the user can do about err, or "".
@@ -116,9 +132,9 @@ func hintFor(err error, profileName, display string) string {
 	case errors.As(err, &pn):
 		return fmt.Sprintf("install %s on the guest, or give its full path in the profile's %s", pn.Program, pn.Key)
 	case errors.As(err, &nr):
-		return "what it left behind is cleaned up by the next 'xvmview run'; 'xvmview ps' shows the running sessions"
+		return fmt.Sprintf("'xvmview stop %s' cleans up what it left behind now (the next 'xvmview run' does, in the background); 'xvmview ps' shows the running sessions", nr.ID)
 	case errors.As(err, &ie):
-		return "the next 'xvmview run' retries the cleanup; the launcher's own error message says what failed"
+		return "the next 'xvmview run' retries the cleanup in the background, 'xvmview stop ID' now; the launcher's own error message says what failed"
 	case errors.As(err, &ud):
 		return fmt.Sprintf("remove %s or fix its owner and mode (0700, owned by you), or set XDG_RUNTIME_DIR to a private directory", ud.Path)
 	case errors.As(err, &ns):

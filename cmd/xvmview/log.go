@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/guesttext"
 )
 
 // Session logs: one file per launch in $XDG_STATE_HOME/xvmview/, holding the
@@ -97,8 +99,11 @@ func (l *sessionLog) Write(p []byte) (int, error) {
 }
 
 // printf writes one line stamped with the time since the session started.
+// The text may quote the guest: it goes through guesttext, so it is
+// one line with no terminal escapes. (What the session streams into the log
+// with Write is sanitized by the session already, line by line.)
 func (l *sessionLog) printf(format string, args ...any) {
-	line := fmt.Sprintf("%8.3fs %s\n", time.Since(l.started).Seconds(), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("%8.3fs %s\n", time.Since(l.started).Seconds(), guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage))
 	_, _ = io.WriteString(l, line)
 }
 

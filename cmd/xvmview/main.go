@@ -17,6 +17,7 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -69,16 +70,24 @@ type cli struct {
 	profile        string // the profile the command is about, for hints; "" for none
 }
 
+// maxMessage caps one error, hint or notice line (some name keys, files
+// and commands to run: they are long, but not this long).
+const maxMessage = 4096
+
+// errorf, hintf and noticef are the one way xvmview speaks on stderr. Their
+// text may quote the guest (an error from its xauth, a signal name): it goes
+// through guesttext, so each is one line with no terminal escapes, at most
+// maxMessage bytes.
 func (c *cli) errorf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "xvmview: error: "+format+"\n", args...)
+	fmt.Fprintf(c.stderr, "xvmview: error: %s\n", guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage))
 }
 
 func (c *cli) hintf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "xvmview: hint: "+format+"\n", args...)
+	fmt.Fprintf(c.stderr, "xvmview: hint: %s\n", guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage))
 }
 
 func (c *cli) noticef(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "xvmview: "+format+"\n", args...)
+	fmt.Fprintf(c.stderr, "xvmview: %s\n", guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage))
 }
 
 // run is the whole program but for signals and the final exit.

@@ -18,20 +18,33 @@ func (c *cli) psCommand() *cobra.Command {
 		Short: "List the running sessions",
 		Long: `Ps lists the sessions whose launcher is running: their ID, profile, nested
 display, guest, the launcher's PID and how long they have run. Sessions whose launcher
-died are not listed; a note on stderr counts them (the next 'xvmview run' cleans up
-after them).`,
+died are not listed; a note on stderr counts them (every 'xvmview run' cleans up after
+them in the background, up to 3 tries each). A session whose cleanup failed 3 times is
+reported on stderr with what failed: fix the guest, then 'xvmview stop ID' retries it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.ps() },
 	}
 }
 
 func (c *cli) ps() error {
-	live, stale, err := session.Live(session.RuntimeRoot(xdg.RuntimeDir))
+	root := session.RuntimeRoot(xdg.RuntimeDir)
+	live, stale, err := session.Live(root)
 	if err != nil {
 		return err
 	}
-	if len(stale) > 0 {
-		c.noticef("%d stale session(s) not listed (launcher gone; cleaned at the next run)", len(stale))
+	failed, err := session.FailedCleanups(root)
+	if err != nil {
+		return err
+	}
+	if n := len(stale) - len(failed); n > 0 {
+		c.noticef("%d stale session(s) not listed (launcher gone; cleaned up by the next run)", n)
+	}
+	for _, s := range failed {
+		c.noticef("session %s (profile %s, guest %s display %s) left what its cleanup could not undo in %d tries: %s",
+			s.ID, s.Profile, guestOf(s), s.GuestDisplay, s.CleanupTries, s.CleanupError)
+	}
+	if len(failed) > 0 {
+		c.hintf("fix the guest (is it up? does its xauth work?), then retry with 'xvmview stop ID'")
 	}
 	if len(live) == 0 {
 		c.noticef("no sessions running")
@@ -45,13 +58,17 @@ func (c *cli) ps() error {
 		if s.Display >= 0 {
 			display = ":" + strconv.Itoa(s.Display)
 		}
-		g := "local"
-		if s.Guest != nil {
-			g = s.Guest.User + "@" + s.Guest.Addr()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Profile, display, g, s.LauncherPID, uptime(now.Sub(s.Started)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Profile, display, guestOf(s), s.LauncherPID, uptime(now.Sub(s.Started)))
 	}
 	return tw.Flush()
+}
+
+// guestOf names a session's guest: "user@host:port", or "local".
+func guestOf(s session.State) string {
+	if s.Guest == nil {
+		return "local"
+	}
+	return s.Guest.User + "@" + s.Guest.Addr()
 }
 
 // uptime formats d as ps(1)-like short text: 42s, 5m07s, 3h05m, 2d04h.

@@ -13,6 +13,7 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -107,7 +108,10 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	}
 	switch res.End {
 	case session.EndApp:
-		c.status = res.Status
+		var ok bool
+		if c.status, ok = guesttext.Status(res.Status); !ok {
+			c.noticef("the app's exit status %d is not one a program can have; exiting with %d", res.Status, c.status)
+		}
 	case session.EndCanceled:
 		c.status = exitFailure
 		var se signalError
@@ -138,10 +142,13 @@ func (c *cli) sessionOptions(profile string, verbose bool, screenshot string) (s
 			log.printf("notice: %s", msg)
 		}
 	}
+	if log != nil {
+		opts.Log = func(msg string) { log.printf("%s", msg) }
+	}
 	if log != nil || verbose {
 		opts.Progress = func(phase string, at time.Duration) {
 			if verbose {
-				fmt.Fprintf(c.stderr, "xvmview: %7.3fs %s\n", at.Seconds(), phase)
+				fmt.Fprintf(c.stderr, "xvmview: %7.3fs %s\n", at.Seconds(), guesttext.LineCap(phase, maxMessage))
 			}
 			if log != nil {
 				log.printf("%s", phase)

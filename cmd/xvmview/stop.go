@@ -23,7 +23,8 @@ Xephyr, removed the guest's session Xauthority file and its session directory. T
 then exits with status 143.
 
 Name a session by its ID (from 'xvmview ps') or by its profile; a profile name stops
-every running session of that profile.`,
+every running session of that profile. A session whose launcher is gone is cleaned up
+now: its Xephyr ended, its guest Xauthority entry and its directory removed.`,
 		Example: `  xvmview ps
   xvmview stop web            # every session of profile web
   xvmview stop 3f2a9c0d11e4   # one session`,
@@ -51,7 +52,7 @@ func (c *cli) stop(ctx context.Context, what string) error {
 	matches := sessionsFor(live, what)
 	if len(matches) == 0 {
 		if old := sessionsFor(stale, what); len(old) > 0 {
-			return &session.NotRunningError{ID: old[0].ID, PID: old[0].LauncherPID}
+			return c.cleanStale(ctx, root, old)
 		}
 		return noSessionError{what}
 	}
@@ -63,6 +64,20 @@ func (c *cli) stop(ctx context.Context, what string) error {
 			continue
 		}
 		c.noticef("session %s ended", s.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// cleanStale cleans up after sessions whose launcher is gone, now.
+func (c *cli) cleanStale(ctx context.Context, root string, states []session.State) error {
+	var errs []error
+	for _, s := range states {
+		c.noticef("session %s (profile %s) is not running: cleaning up after it", s.ID, s.Profile)
+		if err := session.CleanSession(ctx, root, s.ID); err != nil {
+			errs = append(errs, fmt.Errorf("clean up after session %s: %w", s.ID, err))
+			continue
+		}
+		c.noticef("cleaned up after session %s", s.ID)
 	}
 	return errors.Join(errs...)
 }

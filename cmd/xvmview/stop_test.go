@@ -48,8 +48,10 @@ func TestStopCLI(t *testing.T) {
 		{name: "no argument", args: []string{"stop"}, wantCode: 2, wantErr: []string{"stop needs a profile name or a session ID"}},
 		{name: "unknown", args: []string{"stop", "nosuch"}, wantCode: 1,
 			wantErr: []string{`no running session with ID or profile "nosuch"`, "xvmview: hint: run 'xvmview ps'"}},
-		{name: "stale", args: []string{"stop", "old"}, wantCode: 1,
-			wantErr: []string{"session dead00000003 is not running", "xvmview: hint: what it left behind is cleaned up by the next 'xvmview run'"}},
+		{name: "stale is cleaned up", args: []string{"stop", "old"},
+			wantErr: []string{"session dead00000003 (profile old) is not running: cleaning up after it", "xvmview: cleaned up after session dead00000003"}},
+		{name: "then it is gone", args: []string{"stop", "old"}, wantCode: 1,
+			wantErr: []string{`no running session with ID or profile "old"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.run)

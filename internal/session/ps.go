@@ -20,7 +20,7 @@ const StopTimeout = 15 * time.Second
 
 // Live returns the sessions under root whose launcher still runs, oldest
 // first, and the sessions whose launcher is gone (stale: CleanStale, which
-// every run calls first, removes them). A directory that a launch has just
+// every run starts in the background, removes them). A directory that a launch has just
 // created and not yet described is in neither list.
 //
 // It returns an error when root exists but cannot be read.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -24,13 +26,24 @@ import (
 
 // Options are the launcher's side of a run: where output goes and what to
 // report. The zero value runs quietly with output discarded.
+//
+// Everything Run writes to Stdout, Stderr and XephyrStderr passed through a
+// guesttext.Writer: each line made visible (no terminal escapes), labelled
+// "[PROFILE] " ("[Xephyr] "), and at most OutputCap bytes per writer.
 type Options struct {
 	Stdout, Stderr io.Writer                            // the app's and window manager's output
 	Progress       func(phase string, at time.Duration) // --verbose: each phase with the time since start
 	Notice         func(msg string)                     // one-line warnings for the user
+	Log            func(msg string)                     // lines for the session log only: the background stale cleanup's
 	Screenshot     string                               // save a PNG of the nested display once the app's first window shows
 	XephyrStderr   io.Writer                            // Xephyr's own chatter; nil = dropped (its tail is in startup errors)
+	OutputCap      int64                                // bytes passed on per writer; 0 = DefaultOutputCap
 }
+
+// DefaultOutputCap bounds how much of the guest's output one session passes
+// on to each of Stdout and Stderr: past it one line says the output was cut
+// and the rest is dropped, so a guest cannot flood the terminal or the log.
+const DefaultOutputCap = 16 << 20
 
 // End says why a session ended.
 type End int
@@ -109,14 +122,16 @@ type proc interface {
 // The error is nil when the session ran and ended normally (the app exited, the
 // window was closed, or ctx was canceled); Result says how. Setup failures,
 // a lost guest and teardown steps that could not be completed are errors.
+//
+// Sessions whose launcher died are cleaned up in the background meanwhile
+// (CleanStale), reporting to o.Log only; Run stops that cleanup before it
+// returns.
 func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 	r := &runner{pl: pl, o: o, start: time.Now()}
-	if r.o.Stdout == nil {
-		r.o.Stdout = io.Discard
-	}
-	if r.o.Stderr == nil {
-		r.o.Stderr = io.Discard
-	}
+	closeOutput := r.wrapOutput()
+	defer closeOutput()
+	stopCleanup := r.cleanStaleInBackground(ctx)
+	defer stopCleanup()
 	defer func() {
 		if terr := r.teardown(ctx); terr != nil {
 			err = errors.Join(err, terr)
@@ -213,9 +228,72 @@ func (r *runner) saveState() {
 	}
 }
 
+// wrapOutput puts a guesttext.Writer before each output writer and returns
+// what flushes them. Stdout and Stderr share one when they are the same
+// writer, so their lines do not mix.
+func (r *runner) wrapOutput() (closeAll func()) {
+	limit := cmp.Or(r.o.OutputCap, DefaultOutputCap)
+	label := r.pl.Profile.Name
+	var ws []*guesttext.Writer
+	wrap := func(w io.Writer, label string) io.Writer {
+		if w == nil {
+			return io.Discard
+		}
+		g := guesttext.NewWriter(w, label, limit)
+		ws = append(ws, g)
+		return g
+	}
+	same := sameWriter(r.o.Stdout, r.o.Stderr)
+	r.o.Stdout = wrap(r.o.Stdout, label)
+	if same {
+		r.o.Stderr = r.o.Stdout
+	} else {
+		r.o.Stderr = wrap(r.o.Stderr, label)
+	}
+	if r.o.XephyrStderr != nil {
+		r.o.XephyrStderr = wrap(r.o.XephyrStderr, "Xephyr")
+	}
+	return func() {
+		for _, g := range ws {
+			_ = g.Close()
+		}
+	}
+}
+
+// sameWriter reports whether a and b are one writer (false for writers that
+// cannot be compared).
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a != nil && a == b
+}
+
+// cleanStaleInBackground starts CleanStale for the runtime root with a
+// deadline of its own, its notices going to the session log only, and
+// returns what stops it and waits for it.
+func (r *runner) cleanStaleInBackground(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithTimeout(ctx, staleTimeout)
+	done := make(chan struct{})
+	log := func(format string, args ...any) {
+		if r.o.Log != nil {
+			r.o.Log(guesttext.Line(fmt.Sprintf(format, args...)))
+		}
+	}
+	go func() {
+		defer close(done)
+		CleanStale(ctx, r.pl.RuntimeRoot, log)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func (r *runner) run(ctx context.Context) (Result, error) {
 	pl := r.pl
-	CleanStale(ctx, pl.RuntimeRoot, r.notice)
 
 	dir, err := newSessionDir(pl.RuntimeRoot)
 	if err != nil {
@@ -444,7 +522,7 @@ func (r *runner) guestProc(env, argv []string) guest.ProcSpec {
 // over c while it works (c may be nil), else over a fresh login to t. Only
 // sessions recorded by older versions, which wrote the cookie there, need it.
 func removeGuestDisplay(ctx context.Context, c *guest.Client, t guest.Target, display string) error {
-	var stderr bytes.Buffer
+	var stderr headBuffer
 	run := func(c *guest.Client) error {
 		stderr.Reset()
 		return c.Run(ctx, guestXauthRm(display), nil, io.Discard, &stderr)
@@ -464,7 +542,7 @@ func removeGuestDisplay(ctx context.Context, c *guest.Client, t guest.Target, di
 		err = run(nc)
 	}
 	if err != nil {
-		return fmt.Errorf("remove guest Xauthority entry %s on %s: %w (%s)", display, t.HostName, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("remove guest Xauthority entry %s on %s: %w (%s)", display, t.HostName, err, stderr.line())
 	}
 	return nil
 }
@@ -519,6 +597,12 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 		select {
 		case <-app.Done():
 			st, err := app.Wait()
+			var ee *guest.ExitError
+			if errors.As(err, &ee) {
+				// The guest reported a status no program can have.
+				res.End, res.Status = EndApp, ee.Status
+				return res, fmt.Errorf("%s on %s: %w", r.pl.Command[0], r.pl.Guest.HostName, err)
+			}
 			if err != nil {
 				if r.lostWithin(lostGrace) {
 					res.End = EndGuestLost
@@ -546,7 +630,8 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 			return res, nil
 		case <-wmDone:
 			st, err := wm.Wait()
-			if err != nil && r.lostWithin(lostGrace) {
+			var ee *guest.ExitError
+			if err != nil && !errors.As(err, &ee) && r.lostWithin(lostGrace) {
 				res.End = EndGuestLost
 				return res, &GuestLostError{Host: r.pl.Guest.HostName}
 			}
@@ -578,4 +663,34 @@ func (r *runner) teardown(ctx context.Context) error {
 	}
 	r.phase("cleaned up")
 	return errors.Join(errs...)
+}
+
+// headBuffer keeps the first headMax bytes written to it (a guest command's
+// stderr, quoted in an error): the guest decides how much it writes.
+type headBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const headMax = 4 << 10
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := min(len(p), headMax-h.buf.Len())
+	h.buf.Write(p[:k])
+	return len(p), nil
+}
+
+func (h *headBuffer) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.Reset()
+}
+
+// line returns what was written as one line made visible, capped.
+func (h *headBuffer) line() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return guesttext.Line(strings.TrimSpace(h.buf.String()))
 }

@@ -115,6 +115,10 @@ type State struct {
 	GuestDisplay string        `json:"guest_display,omitempty"` // the display the guest's programs use
 	GuestEntry   bool          `json:"guest_entry,omitempty"`   // older versions: true while the guest's ~/.Xauthority may hold our entry
 	Running      bool          `json:"running,omitempty"`       // the app has started
+	// Set on a stale session by CleanStale: how many cleanups were tried
+	// (at most MaxCleanupTries) and why the last one failed (made visible).
+	CleanupTries int    `json:"cleanup_tries,omitempty"`
+	CleanupError string `json:"cleanup_error,omitempty"`
 }
 
 const stateName = "state.json"

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/procfs"
 )
 
@@ -24,14 +26,32 @@ const staleAge = time.Minute
 // never clean the same session.
 const claimPrefix = ".clean-"
 
+// MaxCleanupTries is how many times a stale session's cleanup is tried. A
+// record whose cleanup failed that often (its guest unreachable, or its
+// xauth failing) is left alone: FailedCleanups returns it for `xvmview ps`
+// to report, and CleanSession retries it when the user asks.
+const MaxCleanupTries = 3
+
+// staleGuestTimeout bounds the removal of one stale guest entry (login and
+// xauth); staleTimeout bounds a launch's whole background cleanup.
+const (
+	staleGuestTimeout = 10 * time.Second
+	staleTimeout      = 30 * time.Second
+)
+
 // CleanStale finds sessions whose launcher is gone (killed, crashed, the
 // machine lost power) and undoes what they left: their Xephyr, their guest
 // ~/.Xauthority entry (recorded only by versions that wrote the cookie there;
 // a session's own Xauthority file now goes with its keeper's channel), their
-// directory. What it cannot undo now (guest unreachable) stays on record for
-// the next try. A guest entry is left alone when a live session uses the same
-// guest display now. Each action is
-// reported through notice.
+// directory. What it cannot undo now (guest unreachable) stays on record with
+// the number of tries, for the next try; after MaxCleanupTries it is no longer
+// tried. A guest entry is left alone when a live session uses the same guest
+// display now. Each action is reported through notice, in text made safe with
+// guesttext (the guest's xauth may say anything).
+//
+// Run calls it in the background of every launch, with its own deadline,
+// its notices going to the session log only: a stale session on a hostile
+// guest can neither delay nor print into the launch.
 func CleanStale(ctx context.Context, root string, notice func(string, ...any)) {
 	releaseAbandonedClaims(root)
 	states, err := ReadStates(root)
@@ -46,8 +66,11 @@ func CleanStale(ctx context.Context, root string, notice func(string, ...any)) {
 		}
 	}
 	for _, s := range states {
-		if s.Alive() {
+		if s.Alive() || s.CleanupTries >= MaxCleanupTries {
 			continue
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		dir := filepath.Join(root, s.ID)
 		if s.LauncherPID == 0 {
@@ -55,20 +78,104 @@ func CleanStale(ctx context.Context, root string, notice func(string, ...any)) {
 				continue
 			}
 		}
-		claimed := filepath.Join(root, claimPrefix+s.ID)
-		if os.Rename(dir, claimed) != nil {
-			continue // another launch got there first
+		switch tries, err := cleanClaimed(ctx, root, s, live); {
+		case tries == 0 && err != nil:
+			notice("stale session %s (profile %s): %v", s.ID, guesttext.Line(s.Profile), err)
+		case err != nil:
+			notice("stale session %s (profile %s), try %d of %d: %v", s.ID, guesttext.Line(s.Profile), tries, MaxCleanupTries, err)
+		case tries > 0:
+			notice("cleaned up after session %s (profile %s, display :%d) whose launcher had died", s.ID, guesttext.Line(s.Profile), s.Display)
 		}
-		// The claim's age is its directory's mtime: refresh it.
-		_ = os.WriteFile(filepath.Join(claimed, ".claim"), nil, 0o600)
-		if err := cleanOne(ctx, dir, claimed, s, live); err != nil {
-			_ = os.Remove(filepath.Join(claimed, ".claim"))
-			_ = os.Rename(claimed, dir) // back on record for the next try
-			notice("stale session %s (profile %s): %v", s.ID, s.Profile, err)
-			continue
-		}
-		notice("cleaned up after session %s (profile %s, display :%d) whose launcher had died", s.ID, s.Profile, s.Display)
 	}
+}
+
+// cleanClaimed claims s's directory, counts the try in its state and cleans
+// it up; a failure puts it back on record with the reason, made visible with
+// guesttext.Line. tries is the count of tries made so far, 0 when none was
+// made: another launch had claimed it, or the count could not be written.
+func cleanClaimed(ctx context.Context, root string, s State, live []State) (tries int, err error) {
+	dir := filepath.Join(root, s.ID)
+	claimed := filepath.Join(root, claimPrefix+s.ID)
+	if os.Rename(dir, claimed) != nil {
+		return 0, nil // another launch got there first
+	}
+	// The claim's age is its directory's mtime: refresh it.
+	_ = os.WriteFile(filepath.Join(claimed, ".claim"), nil, 0o600)
+	release := func() {
+		_ = os.Remove(filepath.Join(claimed, ".claim"))
+		_ = os.Rename(claimed, dir) // back on record for the next try
+	}
+	// A try that cannot be counted is not made: the count bounds them.
+	s.CleanupTries++
+	rec := &sessionDir{Root: root, ID: s.ID, Path: claimed}
+	if err := rec.writeState(&s); err != nil {
+		release()
+		return 0, err
+	}
+	if err := cleanOne(ctx, dir, claimed, s, live); err != nil {
+		s.CleanupError = guesttext.Line(err.Error())
+		_ = rec.writeState(&s)
+		release()
+		return s.CleanupTries, errors.New(s.CleanupError)
+	}
+	return s.CleanupTries, nil
+}
+
+// FailedCleanups returns the stale sessions under root whose cleanup failed
+// MaxCleanupTries times and is no longer tried, oldest first: what they left
+// (a guest Xauthority entry, usually) needs the user. CleanupError says why
+// the last try failed. It returns an error when root cannot be read.
+func FailedCleanups(root string) ([]State, error) {
+	_, stale, err := Live(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []State
+	for _, s := range stale {
+		if s.CleanupTries >= MaxCleanupTries {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// CleanSession cleans up the stale session id under root now, whatever
+// its count of tries: what `xvmview stop ID` does for a session whose
+// launcher is gone. It returns nil when the session is cleaned up (or
+// another launch was cleaning it), *NotStaleError when its launcher still
+// runs or there is no such session, else why the cleanup failed.
+func CleanSession(ctx context.Context, root, id string) error {
+	if id == "" || id != filepath.Base(id) || strings.HasPrefix(id, ".") {
+		return fmt.Errorf("invalid session id %q", id)
+	}
+	states, err := ReadStates(root)
+	if err != nil {
+		return err
+	}
+	var live []State
+	var target *State
+	for i, s := range states {
+		switch {
+		case s.Alive():
+			live = append(live, s)
+		case s.ID == id:
+			target = &states[i]
+		}
+	}
+	if target == nil {
+		return &NotStaleError{ID: id}
+	}
+	// One more try, counted as the last.
+	target.CleanupTries = min(target.CleanupTries, MaxCleanupTries-1)
+	_, err = cleanClaimed(ctx, root, *target, live)
+	return err
+}
+
+// NotStaleError means CleanSession found no stale session of that ID.
+type NotStaleError struct{ ID string }
+
+func (e *NotStaleError) Error() string {
+	return fmt.Sprintf("no stale session %s (its launcher runs, or it is gone)", e.ID)
 }
 
 // releaseAbandonedClaims puts back claims whose cleaner died mid-way.
@@ -99,7 +206,7 @@ func cleanOne(ctx context.Context, dir, claimed string, s State, live []State) e
 		}
 	}
 	if s.GuestEntry && s.Guest != nil && !displayInUse(s, live) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, staleGuestTimeout)
 		defer cancel()
 		if err := removeGuestDisplay(cctx, nil, *s.Guest, s.GuestDisplay); err != nil {
 			return err
@@ -115,12 +222,17 @@ func cleanOne(ctx context.Context, dir, claimed string, s State, live []State) e
 // same guest account: its entry there is that session's now.
 func displayInUse(s State, live []State) bool {
 	for _, l := range live {
-		if l.Guest != nil && l.GuestDisplay == s.GuestDisplay &&
-			l.Guest.HostName == s.Guest.HostName && l.Guest.Port == s.Guest.Port && l.Guest.User == s.Guest.User {
+		if l.Guest != nil && l.GuestDisplay == s.GuestDisplay && sameAccount(*l.Guest, *s.Guest) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameAccount reports whether a and b log in to one guest account, whose
+// Xauthority they share.
+func sameAccount(a, b guest.Target) bool {
+	return a.HostName == b.HostName && a.Port == b.Port && a.User == b.User
 }
 
 // endXephyr ends pid if it is an X server started with authFile (a PID

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/xvmview/xvmview/internal/guesttext"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/xvmview/xvmview/internal/guesttext"
 )
 
 // HostKeyError means the guest's host key is not vouched for by known_hosts:

@@ -293,11 +293,13 @@ command = ["sh", "-c", "while [ ! -e %s ]; do sleep 0.05; done"]
 		// other profile's app runs.
 		claim := filepath.Join(root, ".clean-"+s.ID)
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(claim); err == nil {
+			_, err := os.Stat(claim)
+			_, rerr := w.g.ReadHomeFile("remove-count")
+			if err == nil && rerr == nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("the stale cleanup did not run while the other launch ran")
+				t.Fatalf("the stale cleanup did not reach the guest's xauth while the other launch ran (claim: %v, xauth: %v)", err, rerr)
 			}
 		}
 		must(t, os.WriteFile(stop, nil, 0o600))

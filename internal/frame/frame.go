@@ -101,7 +101,6 @@ type Frame struct {
 	refusals int
 	done     chan struct{}
 	doneErr  error
-	closed   bool
 }
 
 type keyEvent struct {
@@ -388,12 +387,7 @@ func (f *Frame) Status() string {
 }
 
 // Close destroys the frame and closes its connection. It is idempotent.
-func (f *Frame) Close() {
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
-	f.conn.Close()
-}
+func (f *Frame) Close() { f.conn.Close() }
 
 func (f *Frame) finish(err error) {
 	f.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -172,4 +173,26 @@ func FuzzWriter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkWriter: the cost of the Writer on an app's ordinary output (80
+// column lines of ASCII, in 32 KiB writes as an SSH channel delivers them)
+// and on a flood of escapes.
+func BenchmarkWriter(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		line string
+	}{
+		{"plain", strings.Repeat("x", 79) + "\n"},
+		{"escapes", strings.Repeat("\033[31m", 16) + "\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			chunk := []byte(strings.Repeat(bc.line, 32<<10/len(bc.line)))
+			w := NewWriter(io.Discard, "web", 0)
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				_, _ = w.Write(chunk)
+			}
+		})
+	}
 }

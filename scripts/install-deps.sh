@@ -11,6 +11,8 @@ pkgs+=(dash bash zsh ksh mksh csh tcsh)
 pkgs+=(netcat-openbsd)
 # the clipboard tests: xclip owns and reads CLIPBOARD on the host and the nested display
 pkgs+=(xclip)
+# dbus-daemon: a private session bus for the desktop notification tests
+pkgs+=(dbus-daemon)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -48,6 +48,7 @@ type world struct {
 	x       *testguest.Xvfb
 	home    string
 	runtime string
+	env0    []string // more environment for the launchers
 }
 
 func requireTools(t *testing.T, tools ...string) {
@@ -123,7 +124,7 @@ func (w *world) env() []string {
 		"XDG_RUNTIME_DIR=" + w.runtime,
 		"XDG_STATE_HOME=" + filepath.Join(w.home, ".local", "state"),
 	}
-	return append(env, w.x.Env()...)
+	return append(append(env, w.x.Env()...), w.env0...)
 }
 
 // launcherOutputMax bounds what a test keeps of a launcher's stdout and

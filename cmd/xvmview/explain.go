@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -21,11 +22,17 @@ func (c *cli) report(err error) int {
 		c.hintf("see 'xvmview --help'")
 		return exitUsage
 	}
+	var lines []string
 	for _, e := range joined(err) {
 		c.errorf("%v", e)
+		lines = append(lines, guesttext.LineCap(e.Error(), maxMessage))
 	}
-	if hint := c.hint(err); hint != "" {
+	hint := c.hint(err)
+	if hint != "" {
 		c.hintf("%s", hint)
+	}
+	if c.desk != nil {
+		c.desk.failed(lines, guesttext.LineCap(hint, maxMessage))
 	}
 	return exitFailure
 }

@@ -66,8 +66,9 @@ type usageError struct{ error }
 type cli struct {
 	env            Env
 	stdout, stderr io.Writer
-	status         int    // set by subcommands that pass a status through
-	profile        string // the profile the command is about, for hints; "" for none
+	status         int         // set by subcommands that pass a status through
+	profile        string      // the profile the command is about, for hints; "" for none
+	desk           *desktopOut // a launch without a terminal: notifications too; nil otherwise
 }
 
 // maxMessage caps one error, hint or notice line (some name keys, files
@@ -87,7 +88,11 @@ func (c *cli) hintf(format string, args ...any) {
 }
 
 func (c *cli) noticef(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "xvmview: %s\n", guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage))
+	msg := guesttext.LineCap(fmt.Sprintf(format, args...), maxMessage)
+	fmt.Fprintf(c.stderr, "xvmview: %s\n", msg)
+	if c.desk != nil {
+		c.desk.notice(msg)
+	}
 }
 
 // run is the whole program but for signals and the final exit.
@@ -103,6 +108,9 @@ func run(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
+	if c.desk != nil {
+		defer c.desk.close()
+	}
 	if err == nil {
 		return c.status
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -53,6 +54,10 @@ The exit status is the app's.`,
 }
 
 func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRun, verbose bool, screenshot string) error {
+	if !dryRun {
+		// From a desktop menu, failures must reach the user.
+		c.desk = c.desktopNotifications(name)
+	}
 	p, err := c.loadProfile(name)
 	if err != nil {
 		return err
@@ -94,6 +99,27 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	opts, log := c.sessionOptions(p.Name, verbose, screenshot)
 	if log != nil {
 		defer log.Close()
+	}
+	opts.Ask = &desktop.Asker{StdinTerminal: desktop.Terminal(c.env.Stdin), Getenv: c.env.Getenv}
+	opts.CannotAsk = desktop.ErrCannotAsk
+	if d := c.desk; d != nil {
+		guestName := ""
+		if pl.Guest != nil {
+			guestName = pl.Guest.Alias
+		}
+		d.startTimer(waitingFor("runtime directory", guestName))
+		defer d.running()
+		progress := opts.Progress
+		opts.Progress = func(phase string, at time.Duration) {
+			if progress != nil {
+				progress(phase, at)
+			}
+			if w := waitingFor(phase, guestName); w == "" {
+				d.running()
+			} else {
+				d.wait(w)
+			}
+		}
 	}
 	res, err := session.Run(ctx, pl, opts)
 	if log != nil {

@@ -38,12 +38,24 @@ type Options struct {
 	Screenshot     string                               // save a PNG of the nested display once the app's first window shows
 	XephyrStderr   io.Writer                            // Xephyr's own chatter; nil = dropped (its tail is in startup errors)
 	OutputCap      int64                                // bytes passed on per writer; 0 = DefaultOutputCap
+	// Ask asks the user for key passphrases and about an unknown host key
+	// (nil: never asked; encrypted keys need the agent, unknown keys are
+	// refused). The user's time to answer does not count against the
+	// start timeout: the login gets AskTimeout more.
+	Ask Asker
+	// CannotAsk is the error (matched with errors.Is) by which Ask says it
+	// cannot ask: the login then goes on as without Ask.
+	CannotAsk error
 }
 
 // DefaultOutputCap bounds how much of the guest's output one session passes
 // on to each of Stdout and Stderr: past it one line says the output was cut
 // and the rest is dropped, so a guest cannot flood the terminal or the log.
 const DefaultOutputCap = 16 << 20
+
+// AskTimeout is how long a login that asks the user may take beyond the
+// start timeout.
+const AskTimeout = 5 * time.Minute
 
 // End says why a session ended.
 type End int
@@ -325,13 +337,18 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		err error
 	}
 	dialc := make(chan dialed, 1)
+	dialCtx, cancelDial := startCtx, context.CancelFunc(func() {})
+	if r.o.Ask != nil {
+		dialCtx, cancelDial = context.WithTimeout(ctx, pl.Timeouts.Start+AskTimeout)
+	}
+	defer cancelDial()
 	if pl.Guest != nil {
 		go func() {
-			c, err := guest.Dial(startCtx, *pl.Guest, guest.DialOptions{})
+			c, err := guest.Dial(dialCtx, *pl.Guest, guest.DialOptions{Prompt: newPrompter(r.o.Ask, r.o.CannotAsk)})
 			if err == nil {
 				// sshd's first answer after login comes late: let that
 				// happen while Xephyr starts. A failure shows up later.
-				_ = c.Ping(startCtx)
+				_ = c.Ping(dialCtx)
 			}
 			dialc <- dialed{c, err}
 		}()
@@ -352,7 +369,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	if pl.Guest != nil {
 		// On an early return: stop a dial still under way, then collect it
 		// so that teardown closes a connection that was made.
-		defer func() { cancelStart(); _, _ = awaitDial() }()
+		defer func() { cancelStart(); cancelDial(); _, _ = awaitDial() }()
 	}
 
 	xo := pl.Xephyr

@@ -1,0 +1,189 @@
+package desktop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// ErrCannotAsk means the user cannot be asked this way: no terminal and no
+// askpass allowed (SSH_ASKPASS_REQUIRE=never, or no DISPLAY), or a host key
+// question while a terminal is there (`xvmview trust` answers those).
+var ErrCannotAsk = errors.New("cannot ask the user")
+
+// DeclinedError means the user cancelled the question (askpass exited
+// non-zero, or the terminal prompt was ended).
+type DeclinedError struct{ Program string }
+
+func (e *DeclinedError) Error() string {
+	if e.Program == "" {
+		return "the user gave no answer"
+	}
+	return fmt.Sprintf("the user cancelled %s", e.Program)
+}
+
+// DefaultAskpass is OpenSSH's askpass program when SSH_ASKPASS is unset.
+const DefaultAskpass = "/usr/bin/ssh-askpass"
+
+// maxAnswer caps what is read from an askpass program.
+const maxAnswer = 8 << 10
+
+// Asker asks the user questions during a launch as OpenSSH's ssh does: on
+// the terminal (/dev/tty) when stdin is one, through the askpass program
+// otherwise, following SSH_ASKPASS, SSH_ASKPASS_REQUIRE (never, prefer,
+// force) and DISPLAY/WAYLAND_DISPLAY. Answers are never written anywhere.
+type Asker struct {
+	// StdinTerminal reports whether stdin is a terminal.
+	StdinTerminal bool
+	// Getenv reads the environment (os.Getenv).
+	Getenv func(string) string
+	// TTY is the terminal to prompt on; "" means /dev/tty.
+	TTY string
+}
+
+// useAskpass decides as OpenSSH's read_passphrase does for ssh's
+// passphrase prompts: askpass when forced, when preferred and a display is
+// there, or when stdin is no terminal; allowed only with a display unless
+// forced, never with "never".
+func (a *Asker) useAskpass() (use, allowed bool) {
+	allowed = a.Getenv("DISPLAY") != "" || a.Getenv("WAYLAND_DISPLAY") != ""
+	switch strings.ToLower(a.Getenv("SSH_ASKPASS_REQUIRE")) {
+	case "force":
+		return true, true
+	case "prefer":
+		use = allowed
+	case "never":
+		allowed = false
+	}
+	return use || !a.StdinTerminal, allowed
+}
+
+func (a *Asker) askpassProgram() string {
+	if p := a.Getenv("SSH_ASKPASS"); p != "" {
+		return p
+	}
+	return DefaultAskpass
+}
+
+// Passphrase asks for a secret with prompt. The caller zeroes the result.
+// It returns *DeclinedError when the user cancels and ErrCannotAsk (wrapped)
+// when there is no way to ask.
+func (a *Asker) Passphrase(ctx context.Context, prompt string) ([]byte, error) {
+	use, allowed := a.useAskpass()
+	if use {
+		if !allowed {
+			return nil, fmt.Errorf("%w: no terminal, and no DISPLAY for an askpass program (or SSH_ASKPASS_REQUIRE=never)", ErrCannotAsk)
+		}
+		return a.askpass(ctx, prompt, false)
+	}
+	return a.terminal(prompt)
+}
+
+// Confirm asks a yes/no question (an unknown host key) through askpass with
+// SSH_ASKPASS_PROMPT=confirm, as OpenSSH does; true only when the program
+// exits 0 and answers yes or nothing. With a terminal on stdin it returns
+// ErrCannotAsk unless SSH_ASKPASS_REQUIRE=force: there the launch refuses
+// the key and `xvmview trust` asks.
+func (a *Asker) Confirm(ctx context.Context, prompt string) (bool, error) {
+	use, allowed := a.useAskpass()
+	if a.StdinTerminal && !strings.EqualFold(a.Getenv("SSH_ASKPASS_REQUIRE"), "force") {
+		use = false
+	}
+	if !use || !allowed {
+		return false, ErrCannotAsk
+	}
+	ans, err := a.askpass(ctx, prompt, true)
+	if err != nil {
+		var de *DeclinedError
+		if errors.As(err, &de) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer clear(ans)
+	s := strings.TrimSpace(string(ans))
+	return s == "" || strings.EqualFold(s, "yes"), nil
+}
+
+// askpass runs the askpass program with prompt as its argument and returns
+// its first output line.
+func (a *Asker) askpass(ctx context.Context, prompt string, confirm bool) ([]byte, error) {
+	prog := a.askpassProgram()
+	cmd := exec.CommandContext(ctx, prog, prompt)
+	cmd.Env = os.Environ()
+	for _, k := range []string{"DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY"} {
+		if v := a.Getenv(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	if confirm {
+		cmd.Env = append(cmd.Env, "SSH_ASKPASS_PROMPT=confirm")
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("askpass %s: %w", prog, err)
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: askpass program %s not found (set SSH_ASKPASS, e.g. to ssh-askpass from the ssh-askpass package)", ErrCannotAsk, prog)
+		}
+		return nil, fmt.Errorf("askpass %s: %w", prog, err)
+	}
+	buf := make([]byte, maxAnswer)
+	n, _ := io.ReadFull(out, buf)
+	_, _ = io.Copy(io.Discard, out)
+	werr := cmd.Wait()
+	if ctx.Err() != nil {
+		clear(buf)
+		return nil, ctx.Err()
+	}
+	if werr != nil {
+		clear(buf)
+		return nil, &DeclinedError{Program: prog}
+	}
+	line := buf[:n]
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		clear(line[i:])
+		line = line[:i]
+	}
+	return line, nil
+}
+
+// terminal reads a secret from the terminal without echo.
+func (a *Asker) terminal(prompt string) ([]byte, error) {
+	path := a.TTY
+	if path == "" {
+		path = "/dev/tty"
+	}
+	tty, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %v", ErrCannotAsk, path, err)
+	}
+	defer tty.Close()
+	if _, err := io.WriteString(tty, prompt); err != nil {
+		return nil, fmt.Errorf("prompt on %s: %w", path, err)
+	}
+	b, err := term.ReadPassword(int(tty.Fd()))
+	_, _ = io.WriteString(tty, "\n")
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &DeclinedError{}
+		}
+		return nil, fmt.Errorf("read passphrase from %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Terminal reports whether f (an io.Reader or io.Writer) is an *os.File on
+// a terminal (/dev/null is not one).
+func Terminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}

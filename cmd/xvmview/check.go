@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/profile"
@@ -19,7 +20,9 @@ func (c *cli) checkCommand() *cobra.Command {
 the profile itself and, for a guest, that it answers, that its host key is known, that
 the login works, and that xauth and the profile's commands are installed there. For a
 local profile it looks for the commands here. Each check prints one line; a failed one
-is followed by an indented hint, and checks that depend on it are skipped.
+is followed by an indented hint, and checks that depend on it are skipped. A session
+whose launcher died and whose cleanup failed 3 times (see 'xvmview ps') is reported
+first, one FAIL line each.
 
 On a terminal the lines start with ✓, ✗ or -; otherwise with ok, FAIL or skip, so
 that 'xvmview check web | grep FAIL' finds the failures. The exit status is 1 when
@@ -40,8 +43,9 @@ func (c *cli) check(ctx context.Context, name string) error {
 	}
 	k := newChecker(c.stdout)
 	session.Check(ctx, name, session.CheckEnv{
-		Dirs: profile.DefaultDirs(),
-		Host: session.HostDisplayFrom(c.env.Getenv),
+		Dirs:        profile.DefaultDirs(),
+		Host:        session.HostDisplayFrom(c.env.Getenv),
+		RuntimeRoot: session.RuntimeRoot(xdg.RuntimeDir),
 		Progress: func(r session.CheckResult) {
 			facts := r.Facts
 			if r.Status == session.StatusFail && facts == "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 )
@@ -110,5 +111,34 @@ func TestCheckMarks(t *testing.T) {
 				t.Errorf("result = %v, want 1 of 3 checks failed", err)
 			}
 		})
+	}
+}
+
+// TestCheckFailedCleanup: a stale session whose cleanup failed for good is
+// reported by check once, first, with what failed made visible and a hint
+// naming it; one still being retried is not.
+func TestCheckFailedCleanup(t *testing.T) {
+	home, root := everydayHome(t)
+	writeProfile(t, home, "loc", "host = \"local\"\ncommand = [\"sh\"]\n")
+	me := os.Getpid()
+	ticks := startTicks(t, me)
+	g := &guest.Target{HostName: "10.0.0.2", Port: 2222, User: "alice"}
+	writeState(t, root, session.State{ID: "dead00000009", Profile: "victim", LauncherPID: me, LauncherTime: ticks + 1,
+		Display: 3, Guest: g, GuestDisplay: ":17", GuestEntry: true,
+		CleanupTries: session.MaxCleanupTries, CleanupError: "xauth: \x1b[31mred\r\nok   login: forged"})
+	writeState(t, root, session.State{ID: "dead00000010", Profile: "retried", LauncherPID: me, LauncherTime: ticks + 1,
+		Display: 4, Guest: g, GuestDisplay: ":18", GuestEntry: true, CleanupTries: 1, CleanupError: "try 1"})
+	code, out, errOut := runCLI(t, "check", "loc")
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, errOut)
+	}
+	line := "FAIL stale session: session dead00000009 (profile victim, guest alice@10.0.0.2:2222 display :17) " +
+		"left what its cleanup could not undo in 3 tries: xauth: ^[[31mred^M^Jok   login: forged\n" +
+		"     hint: fix the guest (is it up? does its xauth work?), then retry with 'xvmview stop dead00000009'\n"
+	if !strings.HasPrefix(out, line) || strings.Count(out, "stale session") != 1 {
+		t.Errorf("stdout does not start with the failed cleanup, once:\n%s\nwant first:\n%s", out, line)
+	}
+	if strings.Contains(out, "dead00000010") || strings.ContainsAny(out, "\x1b\r") {
+		t.Errorf("stdout reports the session still retried, or a control:\n%q", out)
 	}
 }

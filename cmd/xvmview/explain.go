@@ -85,6 +85,7 @@ func hintFor(err error, profileName, display string) string {
 		ie  *session.IncompleteError
 		ud  *session.UnsafeDirError
 		ns  noSessionError
+		fc  *session.FailedCleanupError
 	)
 	switch {
 	case errors.As(err, &nf):
@@ -146,6 +147,8 @@ func hintFor(err error, profileName, display string) string {
 		return fmt.Sprintf("remove %s or fix its owner and mode (0700, owned by you), or set XDG_RUNTIME_DIR to a private directory", ud.Path)
 	case errors.As(err, &ns):
 		return "run 'xvmview ps' to see the running sessions"
+	case errors.As(err, &fc):
+		return failedCleanupHint(fc.Session.ID)
 	}
 	return ""
 }
@@ -166,4 +169,10 @@ func fingerprintCommand(keyType string) string {
 		file = "rsa"
 	}
 	return "ssh-keygen -lf /etc/ssh/ssh_host_" + file + "_key.pub"
+}
+
+// failedCleanupHint is what to do about stale session id (or "ID" for
+// several) whose cleanup failed for good.
+func failedCleanupHint(id string) string {
+	return fmt.Sprintf("fix the guest (is it up? does its xauth work?), then retry with 'xvmview stop %s'", id)
 }

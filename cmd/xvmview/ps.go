@@ -40,11 +40,14 @@ func (c *cli) ps() error {
 		c.noticef("%d stale session(s) not listed (launcher gone; cleaned up by the next run)", n)
 	}
 	for _, s := range failed {
-		c.noticef("session %s (profile %s, guest %s display %s) left what its cleanup could not undo in %d tries: %s",
-			s.ID, s.Profile, guestOf(s), s.GuestDisplay, s.CleanupTries, s.CleanupError)
+		c.noticef("%v", &session.FailedCleanupError{Session: s})
 	}
-	if len(failed) > 0 {
-		c.hintf("fix the guest (is it up? does its xauth work?), then retry with 'xvmview stop ID'")
+	switch len(failed) {
+	case 0:
+	case 1:
+		c.hintf("%s", failedCleanupHint(failed[0].ID))
+	default:
+		c.hintf("%s", failedCleanupHint("ID"))
 	}
 	if len(live) == 0 {
 		c.noticef("no sessions running")

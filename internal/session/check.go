@@ -47,6 +47,10 @@ type CheckEnv struct {
 	Host     HostDisplay       // the display Xephyr would draw on
 	SSH      guest.Config      // where the SSH files are; zero = the usual places
 	Progress func(CheckResult) // called with each result as it is known; may be nil
+	// RuntimeRoot is where the session directories are (RuntimeRoot): a
+	// stale session whose cleanup failed MaxCleanupTries times there is
+	// reported first, one "stale session" result each. "": not looked at.
+	RuntimeRoot string
 }
 
 // ProgramNotFoundError means a program a profile runs is not in the PATH
@@ -141,7 +145,8 @@ var checks = []check{
 // bounded by CheckTimeout, and returns one result per check. A check whose
 // needed check did not pass is skipped; when the profile does not load, one
 // skipped result named "guest and commands" stands for the rest. Results
-// are also handed to env.Progress as they are known.
+// are also handed to env.Progress as they are known. Stale sessions whose
+// cleanup failed for good come first, only when there are any.
 func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 	c := &checking{env: env, name: name}
 	defer func() {
@@ -154,6 +159,15 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 		out = append(out, r)
 		if env.Progress != nil {
 			env.Progress(r)
+		}
+	}
+	if env.RuntimeRoot != "" {
+		failed, err := FailedCleanups(env.RuntimeRoot)
+		if err != nil {
+			add(CheckResult{Name: "stale sessions", Status: StatusFail, Err: err})
+		}
+		for _, s := range failed {
+			add(CheckResult{Name: "stale session", Status: StatusFail, Err: &FailedCleanupError{Session: s}})
 		}
 	}
 	unmet := map[string]string{} // check name -> why the checks needing it are skipped

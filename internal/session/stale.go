@@ -139,6 +139,21 @@ func FailedCleanups(root string) ([]State, error) {
 	return out, nil
 }
 
+// FailedCleanupError is a stale session whose cleanup failed
+// MaxCleanupTries times (see FailedCleanups): what `xvmview ps` and
+// `xvmview check` report. Its text quotes the guest only made visible.
+type FailedCleanupError struct{ Session State }
+
+func (e *FailedCleanupError) Error() string {
+	s := e.Session
+	where := "local"
+	if s.Guest != nil {
+		where = s.Guest.User + "@" + s.Guest.Addr()
+	}
+	return fmt.Sprintf("session %s (profile %s, guest %s display %s) left what its cleanup could not undo in %d tries: %s",
+		s.ID, guesttext.Line(s.Profile), guesttext.Line(where), guesttext.Line(s.GuestDisplay), s.CleanupTries, guesttext.Line(s.CleanupError))
+}
+
 // CleanSession cleans up the stale session id under root now, whatever
 // its count of tries: what `xvmview stop ID` does for a session whose
 // launcher is gone. It returns nil when the session is cleaned up (or

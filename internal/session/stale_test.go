@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/profile"
 )
 
 // unreachableGuest is a guest target on a loopback port nothing listens on.
@@ -73,6 +74,19 @@ func TestCleanStaleTries(t *testing.T) {
 		if strings.ContainsAny(n, "\033\007\n") || !strings.Contains(n, `web^[]2;x^G`) {
 			t.Errorf("notice not made visible: %q", n)
 		}
+	}
+
+	// check reports it first, once, made visible.
+	t.Setenv("PATH", t.TempDir())
+	rs := Check(context.Background(), "nosuch", CheckEnv{Dirs: profile.Dirs{User: t.TempDir()}, RuntimeRoot: root})
+	var fc *FailedCleanupError
+	if len(rs) == 0 || rs[0].Name != "stale session" || rs[0].Status != StatusFail || !errors.As(rs[0].Err, &fc) || fc.Session.ID != d.ID {
+		t.Errorf("Check's first result is %+v, want the failed cleanup of %s", rs[0], d.ID)
+	} else if msg := fc.Error(); strings.ContainsAny(msg, "\033\007\n") || !strings.Contains(msg, `profile web^[]2;x^G`) || !strings.Contains(msg, "in 3 tries: ") {
+		t.Errorf("FailedCleanupError = %q", msg)
+	}
+	if n := strings.Count(summary(rs), "stale session"); n != 1 {
+		t.Errorf("Check reports %d stale sessions, want 1:\n%s", n, summary(rs))
 	}
 
 	err = CleanSession(context.Background(), root, d.ID)

@@ -683,3 +683,19 @@ func waitKeys(keys chan byte, code byte) ([]byte, bool) {
 
 func TestKeysGrabbedNoWM(t *testing.T)    { testKeysGrabbed(t, false) }
 func TestKeysGrabbedUnderWM(t *testing.T) { testKeysGrabbed(t, true) }
+
+func FuzzParseHex(f *testing.F) {
+	for _, s := range []string{"#f00", "#cc0000", "#123456789", "#0000ffff0000", "#", "cc0000", "#+1+1+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, g, b, err := ParseHex(s)
+		if err != nil {
+			return
+		}
+		n := (len(s) - 1) / 3
+		if s[0] != '#' || (len(s)-1)%3 != 0 || n < 1 || n > 4 {
+			t.Errorf("ParseHex(%q) = %x %x %x, accepted a malformed colour", s, r, g, b)
+		}
+	})
+}

@@ -116,7 +116,7 @@ func (c *checker) checkWindow(p *Profile, f file) {
 		}
 		key, err := ParseKey(k.val)
 		if err != nil {
-			c.fail(k.key, -1, "%s %v", k.key, err)
+			c.fail(k.key, -1, "%s: %v", k.key, err)
 		}
 		*k.dst = key
 	}

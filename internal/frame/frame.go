@@ -67,9 +67,12 @@ type Options struct {
 	Fullscreen          bool // the frame covers the host screen; the border and label stay
 	FixedSize           bool // the nested window keeps its first size when the frame is resized
 	Keys                []Key
-	// Notice receives one-line messages for the session log (a refused
-	// resize, a key that could not be grabbed); nil drops them.
+	// Notice receives one-line warnings for the user (a refused resize, a
+	// key that could not be grabbed); nil drops them.
 	Notice func(string)
+	// Info receives one-line facts for the session log (the nested screen
+	// made smaller to fit the bound); nil drops them.
+	Info func(string)
 }
 
 // Frame is a frame window on the host display. Its methods are safe for
@@ -88,6 +91,7 @@ type Frame struct {
 	fixedSize bool
 	label     string
 	notice    func(string)
+	info      func(string)
 	atoms     atoms
 
 	keys   chan string
@@ -128,12 +132,15 @@ var ErrClosedByUser = errors.New("the window was closed")
 func New(conn *xgb.Conn, o Options) (*Frame, error) {
 	f := &Frame{
 		conn: conn, screen: xproto.Setup(conn).DefaultScreen(conn),
-		fixedSize: o.FixedSize, notice: o.Notice, keys: make(chan string, 4),
+		fixedSize: o.FixedSize, notice: o.Notice, info: o.Info, keys: make(chan string, 4),
 		keyMap: map[keyEvent]string{}, childC: make(chan struct{}), done: make(chan struct{}),
 		label: printable(o.Label),
 	}
 	if f.notice == nil {
 		f.notice = func(string) {}
+	}
+	if f.info == nil {
+		f.info = func(string) {}
 	}
 	if err := f.create(o); err != nil {
 		conn.Close()
@@ -183,7 +190,7 @@ func (f *Frame) create(o Options) error {
 		h := min(max(o.Height, minInner)+chromeH, maxH)
 		g = Geometry{(hostW - w) / 2, (hostH - h) / 2, w, h}
 		if w-chromeW < o.Width || h-chromeH < o.Height {
-			f.notice(fmt.Sprintf("the nested screen gets %dx%d instead of %dx%d: the framed window may be at most %dx%d on this %dx%d screen",
+			f.info(fmt.Sprintf("the nested screen gets %dx%d instead of %dx%d: the framed window may be at most %dx%d on this %dx%d screen",
 				w-chromeW, h-chromeH, o.Width, o.Height, maxW, maxH, hostW, hostH))
 		}
 	}

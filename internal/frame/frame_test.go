@@ -154,6 +154,7 @@ func (w *world) startIn(o Options) {
 	t := w.t
 	t.Helper()
 	o.Notice = func(s string) { w.mu.Lock(); w.notices = append(w.notices, s); w.mu.Unlock() }
+	o.Info = o.Notice
 	f, err := New(dialHost(t, w.x), o)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -17,12 +18,14 @@ func (c *cli) checkCommand() *cobra.Command {
 		Use:   "check PROFILE",
 		Short: "Check everything a profile needs, one line per check",
 		Long: `Check tests, in order, what 'xvmview run PROFILE' needs: Xephyr, the host display,
-the profile itself and, for a guest, that it answers, that its host key is known, that
-the login works, and that xauth and the profile's commands are installed there. For a
-local profile it looks for the commands here. Each check prints one line; a failed one
-is followed by an indented hint, and checks that depend on it are skipped. A session
-whose launcher died and whose cleanup failed 3 times (see 'xvmview ps') is reported
-first, one FAIL line each.
+the profile itself and, for a guest, the ssh settings in effect (with the file and line
+each came from, and each ProxyJump hop), which identity files need a passphrase, that the
+guest answers, that its host key is known, that the login works, the guest user's login
+shell, and that xauth and the profile's commands are installed there. For a local profile
+it looks for the commands here. Each check prints one line; a failed one is followed by
+an indented hint, and checks that depend on it are skipped. A session whose launcher
+died and whose cleanup failed 3 times (see 'xvmview ps') is reported first, one FAIL
+line each.
 
 On a terminal the lines start with ✓, ✗ or -; otherwise with ok, FAIL or skip, so
 that 'xvmview check web | grep FAIL' finds the failures. The exit status is 1 when
@@ -46,6 +49,8 @@ func (c *cli) check(ctx context.Context, name string) error {
 		Dirs:        profile.DefaultDirs(),
 		Host:        session.HostDisplayFrom(c.env.Getenv),
 		RuntimeRoot: session.RuntimeRoot(xdg.RuntimeDir),
+		Ask:         &desktop.Asker{StdinTerminal: desktop.Terminal(c.env.Stdin), Getenv: c.env.Getenv},
+		CannotAsk:   desktop.ErrCannotAsk,
 		Progress: func(r session.CheckResult) {
 			facts := r.Facts
 			if r.Status == session.StatusFail && facts == "" {
@@ -55,7 +60,7 @@ func (c *cli) check(ctx context.Context, name string) error {
 			if r.Err != nil {
 				hint = c.hint(r.Err)
 			}
-			k.line(r.Status, r.Name, facts, hint)
+			k.line(r.Status, r.Name, facts, r.Details, hint)
 		},
 	})
 	return k.result()
@@ -80,9 +85,12 @@ func newChecker(w io.Writer) *checker {
 	return &checker{w: w, marks: checkMarks[isTerminal(w)]}
 }
 
-func (k *checker) line(s session.Status, name, facts, hint string) {
+func (k *checker) line(s session.Status, name, facts string, details []string, hint string) {
 	k.counts[s]++
 	fmt.Fprintf(k.w, "%-4s %s: %s\n", k.marks[s], name, facts)
+	for _, d := range details {
+		fmt.Fprintf(k.w, "       %s\n", d)
+	}
 	if hint != "" {
 		fmt.Fprintf(k.w, "     hint: %s\n", hint)
 	}

@@ -97,9 +97,9 @@ func TestCheckMarks(t *testing.T) {
 			if w, ok := tt.w.(*os.File); ok {
 				k.marks = checkMarks[isTerminal(w)]
 			}
-			k.line(session.StatusOK, "a", "fine", "")
-			k.line(session.StatusFail, "b", "broken", "fix it")
-			k.line(session.StatusSkip, "c", "needs b", "")
+			k.line(session.StatusOK, "a", "fine", nil, "")
+			k.line(session.StatusFail, "b", "broken", nil, "fix it")
+			k.line(session.StatusSkip, "c", "needs b", nil, "")
 			want := "ok   a: fine\nFAIL b: broken\n     hint: fix it\nskip c: needs b\n"
 			if tt.tty {
 				want = "✓    a: fine\n✗    b: broken\n     hint: fix it\n-    c: needs b\n"

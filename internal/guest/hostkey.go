@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,14 +44,47 @@ var errGotKey = errors.New("host key captured")
 // context's error (wrapped) when ctx ended first, and an error naming the
 // address when the guest does not speak SSH.
 func FetchHostKey(ctx context.Context, t Target) (ssh.PublicKey, error) {
+	return FetchHostKeyVia(ctx, t, DialOptions{})
+}
+
+// FetchHostKeyVia is FetchHostKey with the DialOptions used to log in to
+// t's jump hosts: the guest's key is fetched through them (or through t's
+// ProxyCommand) as Dial would reach the guest. The jump hosts' own keys are
+// checked strictly.
+func FetchHostKeyVia(ctx context.Context, t Target, o DialOptions) (ssh.PublicKey, error) {
 	addr := t.Addr()
-	var d net.Dialer
-	tcp, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connect to guest %s: %w", addr, ctx.Err())
+	var tcp net.Conn
+	switch {
+	case len(t.Jumps) > 0:
+		last := t.Jumps[len(t.Jumps)-1]
+		last.Jumps = t.Jumps[:len(t.Jumps)-1]
+		o.KeepAlive = -1
+		jc, err := Dial(ctx, last, o)
+		if err != nil {
+			return nil, fmt.Errorf("jump host %s: %w", last.Alias, err)
 		}
-		return nil, &UnreachableError{Addr: addr, Err: err}
+		defer jc.Close()
+		if tcp, err = jc.conn.DialContext(ctx, "tcp", addr); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("connect to guest %s: %w", addr, ctx.Err())
+			}
+			return nil, &UnreachableError{Addr: addr, Via: last.Alias, Err: err}
+		}
+	case t.ProxyCommand != "":
+		var err error
+		if tcp, err = startProxy(ctx, t.ProxyCommand, addr); err != nil {
+			return nil, err
+		}
+	default:
+		var d net.Dialer
+		var err error
+		tcp, err = d.DialContext(ctx, cmp.Or(t.Network, "tcp"), addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("connect to guest %s: %w", addr, ctx.Err())
+			}
+			return nil, &UnreachableError{Addr: addr, Err: err}
+		}
 	}
 	defer tcp.Close()
 	stop := context.AfterFunc(ctx, func() { tcp.Close() })

@@ -189,3 +189,34 @@ func TestRealHostKeyQuestion(t *testing.T) {
 		})
 	}
 }
+
+// TestKeys: which identity files need a passphrase, without asking.
+func TestKeys(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("no ssh-keygen")
+	}
+	dir := t.TempDir()
+	mk := func(name, pass string) string {
+		p := filepath.Join(dir, name)
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-a", "2", "-N", pass, "-f", p).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+		return p
+	}
+	plain, enc := mk("plain", ""), mk("enc", "secret")
+	junk := filepath.Join(dir, "junk")
+	must(t, os.WriteFile(junk, []byte("not a key"), 0o600))
+	ks := Keys(context.Background(), Target{IdentityFiles: []string{plain, enc, filepath.Join(dir, "missing"), junk}}, noAgent)
+	want := []KeyState{KeyPlain, KeyPassphrase, KeyMissing, KeyUnreadable}
+	if len(ks) != len(want) {
+		t.Fatalf("Keys = %+v", ks)
+	}
+	for i, k := range ks {
+		if k.State != want[i] {
+			t.Errorf("%s: %v, want %v", k.File, k.State, want[i])
+		}
+	}
+	if ks[1].Type != "ssh-ed25519" || !strings.HasPrefix(ks[1].Fingerprint, "SHA256:") {
+		t.Errorf("the encrypted key's public half is unknown: %+v", ks[1])
+	}
+}

@@ -38,7 +38,10 @@ type CheckResult struct {
 	// Facts: what was found (StatusOK), what is wrong when the check has
 	// more to say than Err ("" otherwise), or why it was skipped.
 	Facts string
-	Err   error // StatusFail: the error, typed where the user can act on it
+	// Details are more lines of facts, shown under the result: the ssh
+	// settings in effect, each identity file.
+	Details []string
+	Err     error // StatusFail: the error, typed where the user can act on it
 }
 
 // CheckEnv is what Check needs from the caller.
@@ -51,6 +54,10 @@ type CheckEnv struct {
 	// stale session whose cleanup failed MaxCleanupTries times there is
 	// reported first, one "stale session" result each. "": not looked at.
 	RuntimeRoot string
+	// Ask asks for key passphrases at login (as for Run); nil: never.
+	// CannotAsk is its "cannot ask" error.
+	Ask       Asker
+	CannotAsk error
 }
 
 // ProgramNotFoundError means a program a profile runs is not in the PATH
@@ -81,16 +88,19 @@ type check struct {
 	// run may say something more precise with skipBecause.
 	unmet string
 	run   func(ctx context.Context, c *checking) (facts string, err error)
+	// asks: the check may wait for the user's answer (AskTimeout more).
+	asks bool
 }
 
 // checking is one Check's state, filled in as the checks pass.
 type checking struct {
-	env    CheckEnv
-	name   string
-	p      profile.Profile
-	target guest.Target
-	key    ssh.PublicKey
-	client *guest.Client
+	env     CheckEnv
+	name    string
+	p       profile.Profile
+	target  guest.Target
+	key     ssh.PublicKey
+	client  *guest.Client
+	details []string // the running check's Details
 }
 
 // skipBecause fails a check and says why the checks that need it are
@@ -118,9 +128,12 @@ var checks = []check{
 		run: func(_ context.Context, c *checking) (string, error) {
 			return localProgram(c.p.WindowManager, "window_manager")
 		}},
-	{name: "guest reachable", applies: remote, needs: "profile", run: checkReachable, unmet: "the guest did not answer"},
+	{name: "ssh settings", applies: remote, needs: "profile", run: checkSSHSettings, unmet: "the guest's address is unknown"},
+	{name: "keys", applies: remote, needs: "ssh settings", run: checkKeys},
+	{name: "guest reachable", applies: remote, needs: "ssh settings", run: checkReachable, unmet: "the guest did not answer", asks: true},
 	{name: "host key", applies: remote, needs: "guest reachable", run: checkHostKey, unmet: "the host key is not trusted"},
-	{name: "login", applies: remote, needs: "host key", run: checkLogin, unmet: "the login failed"},
+	{name: "login", applies: remote, needs: "host key", run: checkLogin, unmet: "the login failed", asks: true},
+	{name: "login shell", applies: remote, needs: "login", run: checkLoginShell},
 	{name: "xauth on guest", applies: remote, needs: "login", run: func(ctx context.Context, c *checking) (string, error) {
 		return c.remoteProgram(ctx, "xauth", "")
 	}},
@@ -190,11 +203,16 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 			add(CheckResult{Name: k.name, Status: StatusSkip, Facts: why})
 			continue
 		}
-		kctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		timeout := CheckTimeout
+		if k.asks && env.Ask != nil {
+			timeout += AskTimeout
+		}
+		kctx, cancel := context.WithTimeout(ctx, timeout)
+		c.details = nil
 		facts, err := k.run(kctx, c)
 		cancel()
 		if err == nil {
-			add(CheckResult{Name: k.name, Status: StatusOK, Facts: facts})
+			add(CheckResult{Name: k.name, Status: StatusOK, Facts: facts, Details: c.details})
 			continue
 		}
 		unmet[k.name] = k.unmet
@@ -202,7 +220,7 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 		if errors.As(err, &sb) {
 			unmet[k.name], err = sb.because, sb.err
 		}
-		add(CheckResult{Name: k.name, Status: StatusFail, Facts: facts, Err: err})
+		add(CheckResult{Name: k.name, Status: StatusFail, Facts: facts, Details: c.details, Err: err})
 	}
 	return out
 }
@@ -249,18 +267,91 @@ func localProgram(argv []string, key string) (string, error) {
 	return path, nil
 }
 
-func checkReachable(ctx context.Context, c *checking) (string, error) {
+// checkSSHSettings resolves the guest as ssh would and lists the settings
+// in effect, with the file and line each came from where known, and each
+// jump host.
+func checkSSHSettings(_ context.Context, c *checking) (string, error) {
 	t, err := ResolveGuest(c.p, c.env.SSH)
 	if err != nil {
-		return "", &skipBecause{"the guest's address is unknown", err}
+		return "", err
 	}
 	c.target = t
-	key, err := guest.FetchHostKey(ctx, t)
+	for _, st := range t.Settings {
+		line := st.Key + " " + st.Value
+		if st.Source != "" {
+			line += "  (" + st.Source + ")"
+		}
+		c.details = append(c.details, guesttext.Line(line))
+	}
+	for i, j := range t.Jumps {
+		hop := fmt.Sprintf("jump host %d of %d: %s = %s@%s", i+1, len(t.Jumps), j.Alias, j.User, j.Addr())
+		if j.ProxyCommand != "" {
+			hop += " via ProxyCommand " + j.ProxyCommand
+		}
+		c.details = append(c.details, guesttext.Line(hop))
+	}
+	facts := fmt.Sprintf("%s = %s@%s", t.Alias, t.User, t.Addr())
+	switch {
+	case len(t.Jumps) > 0:
+		facts += fmt.Sprintf(" through %d jump host(s)", len(t.Jumps))
+	case t.ProxyCommand != "":
+		facts += " via ProxyCommand " + t.ProxyCommand
+	}
+	return guesttext.Line(facts), nil
+}
+
+// checkKeys says for each identity file whether it needs a passphrase.
+func checkKeys(ctx context.Context, c *checking) (string, error) {
+	keys := guest.Keys(ctx, c.target, guest.DialOptions{})
+	need := 0
+	for _, k := range keys {
+		line := k.File + ": " + k.State.String()
+		if k.Fingerprint != "" {
+			line += " (" + k.Type + " " + k.Fingerprint + ")"
+		}
+		if k.Err != nil {
+			line += ": " + k.Err.Error()
+		}
+		if k.State == guest.KeyPassphrase {
+			need++
+		}
+		c.details = append(c.details, guesttext.Line(line))
+	}
+	switch {
+	case len(keys) == 0:
+		return "no identity files: the agent's keys only", nil
+	case need > 0:
+		return fmt.Sprintf("%d identity file(s), %d need a passphrase at login", len(keys), need), nil
+	}
+	return fmt.Sprintf("%d identity file(s), none needs a passphrase", len(keys)), nil
+}
+
+func (c *checking) dialOptions() guest.DialOptions {
+	return guest.DialOptions{KeepAlive: -1, Prompt: newPrompter(c.env.Ask, c.env.CannotAsk)}
+}
+
+func checkReachable(ctx context.Context, c *checking) (string, error) {
+	t := c.target
+	key, err := guest.FetchHostKeyVia(ctx, t, c.dialOptions())
 	if err != nil {
 		return "", err
 	}
 	c.key = key
 	return fmt.Sprintf("%s at %s: sshd answers", t.Alias, t.Addr()), nil
+}
+
+// checkLoginShell asks sshd's session for the user's login shell, which
+// runs every command xvmview sends.
+func checkLoginShell(ctx context.Context, c *checking) (string, error) {
+	var out strings.Builder
+	if err := c.client.Run(ctx, `printf '%s' "${SHELL-}"`, nil, &limitedWriter{w: &out, n: 4096}, io.Discard); err != nil {
+		return "", err
+	}
+	sh := guesttext.Line(strings.TrimSpace(out.String()))
+	if sh == "" {
+		return "unknown (sshd set no SHELL)", nil
+	}
+	return sh + " (xvmview's commands run in /bin/sh under any login shell)", nil
 }
 
 func checkHostKey(_ context.Context, c *checking) (string, error) {
@@ -280,7 +371,7 @@ func checkHostKey(_ context.Context, c *checking) (string, error) {
 
 func checkLogin(ctx context.Context, c *checking) (string, error) {
 	// The client outlives ctx: ctx bounds the dial only.
-	cl, err := guest.Dial(ctx, c.target, guest.DialOptions{KeepAlive: -1})
+	cl, err := guest.Dial(ctx, c.target, c.dialOptions())
 	if err != nil {
 		return "", err
 	}

@@ -71,16 +71,19 @@ func TestCheck(t *testing.T) {
 	}
 
 	rs = Check(context.Background(), "gone", env)
-	want := "FAIL Xephyr\nFAIL host display\nok profile\nFAIL guest reachable\nskip host key\nskip login\n" +
-		"skip xauth on guest\nskip command on guest\nskip port forwarding\n"
+	want := "FAIL Xephyr\nFAIL host display\nok profile\nok ssh settings\nok keys\nFAIL guest reachable\nskip host key\nskip login\n" +
+		"skip login shell\nskip xauth on guest\nskip command on guest\nskip port forwarding\n"
 	if got := summary(rs); got != want {
 		t.Errorf("unreachable guest:\n%s\nwant:\n%s", got, want)
 	}
 	var ue *UnreachableError
-	if !errors.As(rs[3].Err, &ue) || ue.Addr != "127.0.0.1:1" {
-		t.Errorf("guest reachable: %+v, want *UnreachableError for 127.0.0.1:1", rs[3])
+	if !errors.As(rs[5].Err, &ue) || ue.Addr != "127.0.0.1:1" {
+		t.Errorf("guest reachable: %+v, want *UnreachableError for 127.0.0.1:1", rs[5])
 	}
-	for _, r := range rs[4:] {
+	if !strings.HasPrefix(rs[3].Facts, "127.0.0.1 = ") || !strings.HasSuffix(rs[3].Facts, "@127.0.0.1:1") {
+		t.Errorf("ssh settings: %+v, want the target", rs[3])
+	}
+	for _, r := range rs[6:] {
 		if r.Facts != "the guest did not answer" || r.Err != nil {
 			t.Errorf("%s: %+v, want skipped because the guest did not answer", r.Name, r)
 		}

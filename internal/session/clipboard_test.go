@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -384,5 +385,86 @@ func TestClipPullForTerminal(t *testing.T) {
 	}
 	if _, err := ClipPull(ctx, root, State{ID: "../x"}, false); err == nil {
 		t.Error("ClipPull took the session id ../x")
+	}
+}
+
+// TestControlRefusesOtherUsers: the control socket answers only its own
+// user. The session directory (0700) already keeps others away; this is the
+// check behind it, tested with a socket others can reach and a client
+// running as nobody.
+func TestControlRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	// Debian's, not a python3 earlier in PATH that nobody cannot run.
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: %v (install python3-minimal)", python, err)
+		}
+		t.Skipf("%s: %v (install python3-minimal)", python, err)
+	}
+	// Not t.TempDir: its parent is private to us.
+	dir, err := os.MkdirTemp("", "xvmview-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "control.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	// A runner without a clipboard: a request that got past the check
+	// would crash the test, one from the same user must not come.
+	r := &runner{}
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go r.control(c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-c", `
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b"pull\n")
+    print(repr(s.recv(100)))
+except OSError:
+    print("b''")  # closed unanswered
+`, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as nobody: %v: %s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "b''" {
+		t.Errorf("a client of another user got %s, want the connection closed unanswered", got)
+	}
+
+	// Our own user gets past the check (here: to "unknown request").
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "hello\n")
+	buf := make([]byte, 100)
+	n, _ := c.Read(buf)
+	if got := string(buf[:n]); got != "error unknown request\n" {
+		t.Errorf("our own user got %q", got)
 	}
 }

@@ -293,9 +293,20 @@ func sizeHints(g Geometry, chromeW, chromeH int, fixed bool) []byte {
 		0, 0, 0, 0, 0, 0, 0, 0, 0)
 }
 
-// labelFonts are tried in order; xfonts-base has them all, and every X
-// server has "fixed".
-var labelFonts = []string{"-misc-fixed-bold-r-normal--13-120-75-75-c-70-iso8859-1", "9x15bold", "fixed"}
+// labelFonts are tried in order, larger ones first on a screen of 150 dpi
+// or more; xfonts-base has them all, and every X server has "fixed".
+var (
+	labelFonts      = []string{"-misc-fixed-bold-r-normal--13-120-75-75-c-70-iso8859-1", "9x15bold", "fixed"}
+	labelFontsHiDPI = []string{"-misc-fixed-bold-r-normal--18-120-100-100-c-90-iso8859-1", "-misc-fixed-medium-r-normal--20-200-75-75-c-100-iso8859-1"}
+)
+
+// dpi is the screen's horizontal resolution, 0 when unknown.
+func dpi(s *xproto.ScreenInfo) int {
+	if s.WidthInMillimeters == 0 {
+		return 0
+	}
+	return int(float64(s.WidthInPixels) * 25.4 / float64(s.WidthInMillimeters))
+}
 
 func (f *Frame) openFont(fg, bg uint32) error {
 	c := f.conn
@@ -303,8 +314,12 @@ func (f *Frame) openFont(fg, bg uint32) error {
 	if err != nil {
 		return fmt.Errorf("frame: %w", err)
 	}
+	fonts := labelFonts
+	if dpi(f.screen) >= 150 {
+		fonts = append(append([]string(nil), labelFontsHiDPI...), labelFonts...)
+	}
 	var opened bool
-	for _, name := range labelFonts {
+	for _, name := range fonts {
 		if xproto.OpenFontChecked(c, fid, uint16(len(name)), name).Check() == nil {
 			opened = true
 			break

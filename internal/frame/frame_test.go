@@ -700,3 +700,24 @@ func FuzzParseHex(f *testing.F) {
 		}
 	})
 }
+
+// TestLabelHiDPI: on a 192 dpi screen the label strip uses a larger font.
+func TestLabelHiDPI(t *testing.T) {
+	heights := map[bool]int{}
+	for _, hi := range []bool{false, true} {
+		o := testguest.XvfbOptions{Screen: "1600x1200x24"}
+		if hi {
+			o.Args = []string{"-dpi", "192"}
+		}
+		x := testguest.StartXvfb(t, o)
+		f, err := New(dialHost(t, x), Options{Label: "[t] guest", Color: "#cc0000", Width: 400, Height: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		heights[hi] = f.LabelHeight()
+		f.Close()
+	}
+	if heights[true] <= heights[false] {
+		t.Errorf("label strip %d px at 192 dpi, %d px at the default: want it larger", heights[true], heights[false])
+	}
+}

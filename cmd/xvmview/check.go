@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
@@ -92,7 +93,9 @@ func (k *checker) line(s session.Status, name, facts string, details []string, h
 		fmt.Fprintf(k.w, "       %s\n", d)
 	}
 	if hint != "" {
-		fmt.Fprintf(k.w, "     hint: %s\n", hint)
+		for _, line := range strings.Split(hint, "\n") {
+			fmt.Fprintf(k.w, "     hint: %s\n", line)
+		}
 	}
 }
 

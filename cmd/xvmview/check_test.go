@@ -142,3 +142,12 @@ func TestCheckFailedCleanup(t *testing.T) {
 		t.Errorf("stdout reports the session still retried, or a control:\n%q", out)
 	}
 }
+
+// TestCheckHintLines: a hint with alternatives gets one indented line each.
+func TestCheckHintLines(t *testing.T) {
+	var b bytes.Buffer
+	newChecker(&b).line(session.StatusFail, "b", "broken", nil, "fix it here\nor there")
+	if want := "FAIL b: broken\n     hint: fix it here\n     hint: or there\n"; b.String() != want {
+		t.Errorf("output:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

@@ -29,10 +29,12 @@ func (c *cli) report(err error) int {
 	}
 	hint := c.hint(err)
 	if hint != "" {
-		c.hintf("%s", hint)
+		for _, line := range strings.Split(hint, "\n") {
+			c.hintf("%s", line)
+		}
 	}
 	if c.desk != nil {
-		c.desk.failed(lines, guesttext.LineCap(hint, maxMessage))
+		c.desk.failed(lines, guesttext.LineCap(strings.ReplaceAll(hint, "\n", "; "), maxMessage))
 	}
 	return exitFailure
 }
@@ -56,7 +58,8 @@ func (c *cli) hint(err error) string {
 	return hintFor(err, c.profile, c.env.Getenv("DISPLAY"))
 }
 
-// hintFor says what the user can do about err, or "". profileName is the
+// hintFor says what the user can do about err, or "": one line, or one
+// per alternative (separated by "\n"). profileName is the
 // profile the command was about ("" for none) and display the host display
 // ($DISPLAY), which some hints name.
 func hintFor(err error, profileName, display string) string {
@@ -76,6 +79,7 @@ func hintFor(err error, profileName, display string) string {
 		pp  *session.PassphraseError
 		dr  *session.HandshakeDroppedError
 		pe  *profile.Error
+		pnf *profile.NotFoundError
 		gl  *session.GuestLostError
 		ope *session.OpenDisplayError
 		fr  *session.ForwardingRefusedError
@@ -124,13 +128,26 @@ func hintFor(err error, profileName, display string) string {
 			"/etc/ssh/sshd_config on the guest, default 10:30:100): start fewer sessions at once, or raise it there " +
 			"(e.g. \"MaxStartups 50:30:200\") and reload sshd; check the guest's sshd log"
 	case errors.As(err, &au):
+		var add []string
+		for _, f := range au.Encrypted {
+			add = append(add, "ssh-add "+f)
+		}
+		if len(add) > 0 {
+			return fmt.Sprintf("add the passphrase-protected keys to your agent (%s), or check the user and keys with: ssh -v %s", strings.Join(add, "; "), au.Addr)
+		}
 		return fmt.Sprintf("check the user and keys with: ssh -v %s", au.Addr)
+	case errors.As(err, &pnf):
+		return "run 'xvmview list' to see the available profiles"
 	case errors.As(err, &pe):
 		return "fix the profile, then check it with 'xvmview list' or 'xvmview run NAME --dry-run'"
 	case errors.As(err, &gl):
 		return "the guest's processes end by themselves when the connection drops; run the profile again when the guest is back"
 	case errors.As(err, &fr):
-		return `or, on a host-only network you trust, set transport = "tcp" in the profile (X then crosses it in clear)`
+		return `in /etc/ssh/sshd_config on the guest set "AllowTcpForwarding yes" (or "remote"), ` +
+			`make sure "DisableForwarding yes" is not set and no Match block or PermitListen line overrides this, ` +
+			`and that the key's line in authorized_keys has no "restrict" or "no-port-forwarding" option; ` +
+			"then reload sshd (e.g. `systemctl reload ssh`)\n" +
+			`or, on a host-only network you trust, set transport = "tcp" in the profile (X then crosses it in clear)`
 	case errors.As(err, &ope):
 		return "this Xephyr does not enforce its -auth file: report it with 'Xephyr -version' output"
 	case errors.As(err, &nx):

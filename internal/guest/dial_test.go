@@ -190,7 +190,7 @@ func TestDialAuthFailure(t *testing.T) {
 	}{
 		{"wrong key", []string{stranger}, []string{stranger}, nil, "refused login as tester with " + stranger},
 		{"no keys", []string{filepath.Join(t.TempDir(), "missing")}, nil, nil, "no keys to offer"},
-		{"encrypted key without agent", []string{encrypted}, nil, []string{encrypted}, "ssh-add " + encrypted},
+		{"encrypted key without agent", []string{encrypted}, nil, []string{encrypted}, encrypted + " is passphrase-protected"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

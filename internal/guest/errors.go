@@ -75,7 +75,7 @@ func (e *AuthError) Error() string {
 		fmt.Fprintf(&b, " with %s", strings.Join(e.Tried, ", "))
 	}
 	for _, f := range e.Encrypted {
-		fmt.Fprintf(&b, "; %s is passphrase-protected: add it to your agent with `ssh-add %s`", f, f)
+		fmt.Fprintf(&b, "; %s is passphrase-protected and not in the agent", f)
 	}
 	return b.String()
 }

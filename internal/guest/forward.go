@@ -48,11 +48,7 @@ type ForwardingRefusedError struct {
 }
 
 func (e *ForwardingRefusedError) Error() string {
-	return fmt.Sprintf("guest %s refuses remote port forwarding, which carries X to this display: "+
-		"in /etc/ssh/sshd_config on the guest set \"AllowTcpForwarding yes\" (or \"remote\"), "+
-		"make sure \"DisableForwarding yes\" is not set and no Match block or PermitListen line overrides this, "+
-		"and that the key's line in authorized_keys has no \"restrict\" or \"no-port-forwarding\" option; "+
-		"then reload sshd (e.g. `systemctl reload ssh`)", e.Addr)
+	return fmt.Sprintf("guest %s refuses remote port forwarding, which carries X to this display", e.Addr)
 }
 
 // Forward is a remote forward made by ForwardX: a listener on the guest's

@@ -45,7 +45,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("profile %q not found (looked for %s); run `xvmview list` to see the available profiles",
+	return fmt.Sprintf("profile %q not found (looked for %s)",
 		e.Name, strings.Join(e.Searched, " and "))
 }
 

@@ -34,7 +34,7 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("%s not found: install the %s package", e.Program, e.Package)
+	return fmt.Sprintf("%s not found (Debian package %s)", e.Program, e.Package)
 }
 
 func (e *NotFoundError) Unwrap() error { return e.Err }

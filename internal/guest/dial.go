@@ -500,7 +500,7 @@ func (hk *hostKeyCheck) unknown(e *HostKeyError, key ssh.PublicKey) error {
 		hk.err = e
 		return e
 	}
-	if err := AppendKnownHost(hk.t.KnownHostsFiles[0], KnownHostsLine(hk.t, key, hk.t.HashKnownHosts)); err != nil {
+	if err := AddKnownHost(hk.t, key, hk.t.HashKnownHosts); err != nil {
 		return err
 	}
 	return nil

@@ -16,10 +16,6 @@ import (
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
 
-// SystemSSHConfig is the system-wide ssh_config that ssh(1) reads after the
-// user's own.
-const SystemSSHConfig = "/etc/ssh/ssh_config"
-
 // opensshHostKeyOrder is OpenSSH's default preference among plain (not
 // certificate) host key algorithms, so that a guest with several host keys
 // shows the same one here as it does to `ssh` and to `ssh-keygen -lf
@@ -136,55 +132,6 @@ func CheckHostKey(t Target, key ssh.PublicKey) error {
 		return err
 	}
 	return hk.callback(t.Addr(), &net.TCPAddr{IP: net.ParseIP(t.HostName), Port: t.Port}, key)
-}
-
-// HashKnownHosts reports whether ssh(1) hashes the host names it adds to
-// known_hosts for the guest alias: the first HashKnownHosts value in the
-// user's ssh_config (as located by cfg, as for Resolve), then in the system's
-// (systemConfig, usually SystemSSHConfig; "" skips it). OpenSSH's default is
-// no; Debian's /etc/ssh/ssh_config says yes. Missing files count as empty.
-//
-// It returns an error when a file exists but cannot be read or parsed.
-func HashKnownHosts(alias string, cfg Config, systemConfig string) (bool, error) {
-	user := cfg.SSHConfigFile
-	if user == "" {
-		home := cfg.Home
-		if home == "" {
-			h, err := os.UserHomeDir()
-			if err != nil {
-				return false, fmt.Errorf("find home directory: %w", err)
-			}
-			home = h
-		}
-		user = filepath.Join(home, ".ssh", "config")
-	}
-	for _, path := range []string{user, systemConfig} {
-		if path == "" {
-			continue
-		}
-		sc, err := loadSSHConfig(path)
-		if err != nil {
-			return false, err
-		}
-		if sc == nil {
-			continue
-		}
-		v, err := sc.Get(alias, "HashKnownHosts")
-		if err != nil {
-			return false, fmt.Errorf("read HashKnownHosts from %s for %s: %w", path, alias, err)
-		}
-		switch strings.ToLower(v) {
-		case "":
-			continue
-		case "yes":
-			return true, nil
-		case "no":
-			return false, nil
-		default:
-			return false, fmt.Errorf("invalid HashKnownHosts %q in %s: want yes or no", v, path)
-		}
-	}
-	return false, nil
 }
 
 // KnownHostsName is the name ssh(1) looks the guest t up by in known_hosts:

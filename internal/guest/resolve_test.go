@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 const testSSHConfig = `# test config
@@ -58,8 +60,8 @@ Host *
 // (when the OpenSSH client is here; CI=true requires it) and its own reader.
 func backends(t *testing.T) []string {
 	if _, err := exec.LookPath("ssh"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ssh missing: install openssh-client")
+		if testguest.CI() {
+			testguest.Missing(t, "program ssh", "install the openssh-client package")
 		}
 		return []string{"none"}
 	}
@@ -273,6 +275,35 @@ func TestResolveUnreadableConfig(t *testing.T) {
 		_, err := Resolve("a", Overrides{}, Config{SSHConfigFile: cfgFile, Home: t.TempDir(), SSH: backend})
 		if err == nil || !strings.Contains(err.Error(), cfgFile) {
 			t.Fatalf("Resolve (ssh=%q) with an unreadable config = %v, want an error naming %s", backend, err, cfgFile)
+		}
+	}
+}
+
+// TestResolveHashKnownHosts: whether a host key the user accepts is
+// recorded hashed (Dial's prompt, xvmview trust) is ssh_config's
+// HashKnownHosts for the guest, first value wins, default no.
+func TestResolveHashKnownHosts(t *testing.T) {
+	tests := []struct {
+		name, config string
+		want         bool
+	}{
+		{"unset", "Host web\n  User u\n", false},
+		{"yes", "Host *\n  HashKnownHosts yes\n", true},
+		{"first value wins", "Host web\n  HashKnownHosts no\nHost *\n  HashKnownHosts yes\n", false},
+		{"another host's block", "Host db\n  HashKnownHosts yes\n", false},
+	}
+	for _, backend := range backends(t) {
+		for _, tt := range tests {
+			t.Run("ssh="+backend+"/"+tt.name, func(t *testing.T) {
+				cfg := filepath.Join(t.TempDir(), "config")
+				if err := os.WriteFile(cfg, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				tg, err := Resolve("web", Overrides{}, Config{SSHConfigFile: cfg, Home: t.TempDir(), SSH: backend})
+				if err != nil || tg.HashKnownHosts != tt.want {
+					t.Errorf("HashKnownHosts = %v (err %v), want %v", tg.HashKnownHosts, err, tt.want)
+				}
+			})
 		}
 	}
 }

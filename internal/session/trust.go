@@ -38,9 +38,6 @@ type GuestKey struct {
 	key         ssh.PublicKey
 }
 
-// SystemSSHConfig is the system-wide ssh_config, read after the user's.
-const SystemSSHConfig = guest.SystemSSHConfig
-
 // KnownHostsName is the name the guest's key is recorded under: its
 // HostName, as "[HostName]:port" when the port is not 22.
 func (k GuestKey) KnownHostsName() string { return guest.KnownHostsName(k.Guest) }
@@ -61,14 +58,14 @@ func (e *KeyChangedError) Unwrap() error { return e.Err }
 
 // FetchGuestKey connects to the guest of profile p without logging in,
 // takes the host key it presents (guest.FetchHostKey) and checks it against
-// known_hosts as a login would (guest.CheckHostKey). ssh (zero = the usual
-// places) says where the SSH files are, and systemSSHConfig is the system's
-// ssh_config (guest.SystemSSHConfig), for HashKnownHosts.
+// known_hosts as a login would (guest.CheckHostKey). cfg (zero = the usual
+// places) says where the SSH files are; the guest's HashKnownHosts there
+// says whether AddGuestKey hashes its name, as Dial's prompt does.
 //
 // It returns *NoGuestError for a local profile, *GuestConfigError,
 // *NoKnownHostsError when the guest has no known_hosts file, the errors of
 // FetchHostKey, and an error when known_hosts cannot be read.
-func FetchGuestKey(ctx context.Context, p profile.Profile, cfg SSHConfig, systemSSHConfig string) (GuestKey, error) {
+func FetchGuestKey(ctx context.Context, p profile.Profile, cfg SSHConfig) (GuestKey, error) {
 	if p.Local() {
 		return GuestKey{}, &NoGuestError{Profile: p.Name}
 	}
@@ -80,17 +77,13 @@ func FetchGuestKey(ctx context.Context, p profile.Profile, cfg SSHConfig, system
 	if err != nil {
 		return GuestKey{}, err
 	}
-	hash, err := guest.HashKnownHosts(t.Alias, cfg, systemSSHConfig)
-	if err != nil {
-		return GuestKey{}, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, TrustTimeout)
 	defer cancel()
 	key, err := guest.FetchHostKey(ctx, t)
 	if err != nil {
 		return GuestKey{}, err
 	}
-	k := GuestKey{Guest: t, Type: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), File: file, Hashed: hash, key: key}
+	k := GuestKey{Guest: t, Type: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), File: file, Hashed: t.HashKnownHosts, key: key}
 	err = guest.CheckHostKey(t, key)
 	var hk *HostKeyError
 	switch {

@@ -16,7 +16,7 @@ import (
 // added; a local profile has no key.
 func TestTrustGuestKey(t *testing.T) {
 	ctx := context.Background()
-	if _, err := FetchGuestKey(ctx, testProfile(t, "loc", "host = \"local\"\ncommand = [\"x\"]\n"), SSHConfig{}, ""); !errors.As(err, new(*NoGuestError)) {
+	if _, err := FetchGuestKey(ctx, testProfile(t, "loc", "host = \"local\"\ncommand = [\"x\"]\n"), SSHConfig{}); !errors.As(err, new(*NoGuestError)) {
 		t.Errorf("local profile: %v, want *NoGuestError", err)
 	}
 
@@ -31,7 +31,7 @@ func TestTrustGuestKey(t *testing.T) {
 
 	kh := filepath.Join(dir, "new", "known_hosts") // in a directory that does not exist yet
 	useKnownHosts(kh)
-	k, err := FetchGuestKey(ctx, p, cfg, "")
+	k, err := FetchGuestKey(ctx, p, cfg)
 	if err != nil || k.State != KeyUnknown || k.Fingerprint != g.HostKeyFingerprint || k.File != kh || k.Hashed {
 		t.Fatalf("unknown key: %+v, %v; want KeyUnknown for %s in %s", k, err, g.HostKeyFingerprint, kh)
 	}
@@ -39,7 +39,7 @@ func TestTrustGuestKey(t *testing.T) {
 		t.Errorf("fetching the key wrote to %s (err %v)", filepath.Dir(kh), err)
 	}
 	must(t, AddGuestKey(k))
-	if k, err := FetchGuestKey(ctx, p, cfg, ""); err != nil || k.State != KeyKnown {
+	if k, err := FetchGuestKey(ctx, p, cfg); err != nil || k.State != KeyKnown {
 		t.Errorf("after AddGuestKey: %+v, %v; want KeyKnown", k, err)
 	}
 
@@ -47,7 +47,7 @@ func TestTrustGuestKey(t *testing.T) {
 	must(t, g.WrongKnownHosts(wrong))
 	before, _ := os.ReadFile(wrong)
 	useKnownHosts(wrong)
-	k, err = FetchGuestKey(ctx, p, cfg, "")
+	k, err = FetchGuestKey(ctx, p, cfg)
 	var hk *HostKeyError
 	if err != nil || k.State != KeyChanged || !errors.As(k.Err, &hk) || !hk.Changed {
 		t.Fatalf("changed key: %+v, %v; want KeyChanged with a *HostKeyError", k, err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -167,10 +168,23 @@ func (a *Asker) terminal(prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCannotAsk, path, err)
 	}
 	defer tty.Close()
+	// Echo goes off before the prompt shows, as in OpenSSH's
+	// readpassphrase: what is typed right after the prompt is never shown.
+	fd := int(tty.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not a terminal: %v", ErrCannotAsk, path, err)
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("turn off echo on %s: %w", path, err)
+	}
+	defer func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }()
 	if _, err := io.WriteString(tty, prompt); err != nil {
 		return nil, fmt.Errorf("prompt on %s: %w", path, err)
 	}
-	b, err := term.ReadPassword(int(tty.Fd()))
+	b, err := term.ReadPassword(fd)
 	_, _ = io.WriteString(tty, "\n")
 	if err != nil {
 		if errors.Is(err, io.EOF) {

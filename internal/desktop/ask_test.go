@@ -3,11 +3,14 @@ package desktop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeAskpass writes an askpass program that records its argument and
@@ -105,5 +108,65 @@ func TestAskerConfirm(t *testing.T) {
 	b, err := os.ReadFile(log)
 	if err != nil || !strings.Contains(string(b), "Are you sure (yes/no)?|confirm\n") {
 		t.Errorf("askpass saw %q (%v), want the question and SSH_ASKPASS_PROMPT=confirm", b, err)
+	}
+}
+
+// openPTY returns a pseudo-terminal's controlling side and the path of its
+// terminal side.
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, fmt.Sprintf("/dev/pts/%d", n)
+}
+
+// TestAskerTerminal: with a terminal on stdin the passphrase is read from
+// the terminal without echo, the prompt shown there; host key questions are
+// left to `xvmview trust`.
+func TestAskerTerminal(t *testing.T) {
+	m, tty := openPTY(t)
+	a := &Asker{StdinTerminal: true, Getenv: env(map[string]string{"DISPLAY": ":0", "SSH_ASKPASS": "/nonexistent"}), TTY: tty}
+	shown := make(chan string, 1)
+	go func() {
+		// Read the prompt, then type the passphrase.
+		var seen []byte
+		buf := make([]byte, 256)
+		for !strings.Contains(string(seen), "passphrase: ") {
+			n, err := m.Read(buf)
+			if err != nil {
+				break
+			}
+			seen = append(seen, buf[:n]...)
+		}
+		_, _ = m.Write([]byte("tty secret\n"))
+		n, _ := m.Read(buf) // what the terminal shows after the answer: no echo
+		shown <- string(seen) + string(buf[:n])
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := a.Passphrase(ctx, "Enter passphrase: ")
+	if err != nil || string(got) != "tty secret" {
+		t.Fatalf("Passphrase = %q, %v; want the typed passphrase", got, err)
+	}
+	select {
+	case s := <-shown:
+		if strings.Contains(s, "tty secret") {
+			t.Errorf("the terminal echoed the passphrase: %q", s)
+		}
+	case <-ctx.Done():
+		t.Fatal("no prompt on the terminal")
+	}
+	if ok, err := a.Confirm(ctx, "trust?"); ok || !errors.Is(err, ErrCannotAsk) {
+		t.Errorf("Confirm on a terminal = %v, %v; want ErrCannotAsk", ok, err)
 	}
 }

@@ -153,7 +153,9 @@ window_manager = ["sh", "-c", %q]
 // real one but while ~/hostile-remove exists `xauth remove DISPLAY` fails
 // (counting its calls in ~/remove-count and, while ~/hang exists, waiting
 // for ~/release, at most 30 s, first), and while ~/hostile-nmerge exists
-// `xauth nmerge` fails; both print escapes and a forged line on stderr.
+// `xauth nmerge` fails (while ~/hang-nmerge exists, after touching
+// ~/nmerge-hanging and waiting the same way); both print escapes and a
+// forged line on stderr.
 func hostileXauthGuest(t *testing.T) *world {
 	w := buildWorld(t, &testguest.Options{SSHDConfig: []string{"PermitUserEnvironment yes"}}, testguest.XvfbOptions{})
 	const xauth = `#!/bin/sh
@@ -169,6 +171,8 @@ case " $* " in
 *" nmerge "*)
 	if [ -e "$HOME/hostile-nmerge" ]; then
 		cat >/dev/null
+		i=0
+		while [ -e "$HOME/hang-nmerge" ] && [ ! -e "$HOME/release" ] && [ "$i" -lt 300 ]; do touch "$HOME/nmerge-hanging"; sleep 0.1; i=$((i + 1)); done
 		printf 'xauth: \033]2;XAUTH\007\033[6n\nxvmview: ok forged\r\n' >&2
 		exit 1
 	fi;;

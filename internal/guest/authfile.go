@@ -187,9 +187,12 @@ func (c *Client) NewAuthFile(ctx context.Context, entry []byte) (*AuthFile, erro
 	}
 }
 
-// abort closes the keeper's channel without waiting: the keeper removes
-// what it made on EOF, or sshd ends it with the channel.
+// abort ends the keeper without waiting: SIGTERM (which sshd sends to the
+// keeper's whole process group, its xauth too: a keeper stuck in a hanging
+// xauth would not see its channel close), then the channel closes. Either
+// way the keeper's EXIT trap removes what it made.
 func (a *AuthFile) abort() {
+	_ = a.s.Signal(ssh.SIGTERM)
 	a.stdin.Close()
 	a.s.Close()
 }

@@ -75,8 +75,12 @@ func TestSelf(t *testing.T) {
 	if ino, err := NetNS(me); err != nil || ino == 0 {
 		t.Errorf("NetNS(self) = %d, %v", ino, err)
 	}
-	if rss, pss, err := Memory(me); err != nil || rss <= 0 || pss <= 0 {
+	rss, pss, err := Memory(me)
+	if err != nil || rss <= 0 || pss <= 0 {
 		t.Errorf("Memory(self) = %d %d %v", rss, pss, err)
+	}
+	if peak, err := PeakRSS(me); err != nil || peak < rss/2 {
+		t.Errorf("PeakRSS(self) = %d %v, want about the RSS %d or more", peak, err, rss)
 	}
 	pids, err := PIDs()
 	if err != nil || !slices.Contains(pids, me) || !slices.IsSorted(pids) {

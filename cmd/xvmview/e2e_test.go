@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type world struct {
 	x       *testguest.Xvfb
 	home    string
 	runtime string
+	bin     string   // the launcher; "" = this test binary as xvmview (TestMain)
 	env0    []string // more environment for the launchers
 }
 
@@ -150,7 +152,7 @@ func (w *world) start(args ...string) *launcher {
 func (w *world) startOut(out *os.File, args ...string) *launcher {
 	w.t.Helper()
 	l := &launcher{stderr: testguest.NewLogBuffer(launcherOutputMax), stdout: testguest.NewLogBuffer(launcherOutputMax), done: make(chan struct{})}
-	l.cmd = exec.Command(os.Args[0], args...)
+	l.cmd = exec.Command(cmp.Or(w.bin, os.Args[0]), args...)
 	l.cmd.Env = w.env()
 	l.cmd.Stdout, l.cmd.Stderr = l.stdout, l.stderr
 	if out != nil {

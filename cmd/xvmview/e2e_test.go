@@ -414,18 +414,21 @@ func atoiDisplay(t *testing.T, d string) int {
 func checkNoCookieInProc(t *testing.T, c xauth.Cookie) {
 	t.Helper()
 	needles := [][]byte{[]byte(c.Hex()), []byte(strings.ToUpper(c.Hex())), c.Bytes()}
-	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	env, _ := filepath.Glob("/proc/[0-9]*/environ")
+	pids, err := procfs.PIDs()
+	must(t, err)
 	scanned := 0
-	for _, p := range append(paths, env...) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the process ended
-		}
-		scanned++
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				t.Errorf("the cookie appears in %s", p)
+	for _, pid := range pids {
+		for what, read := range map[string]func(int) ([]string, error){"cmdline": procfs.Cmdline, "environ": procfs.Environ} {
+			v, err := read(pid)
+			if err != nil {
+				continue // the process ended
+			}
+			scanned++
+			b := []byte(strings.Join(v, "\x00"))
+			for _, n := range needles {
+				if bytes.Contains(b, n) {
+					t.Errorf("the cookie appears in /proc/%d/%s", pid, what)
+				}
 			}
 		}
 	}

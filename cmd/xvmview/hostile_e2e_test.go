@@ -45,11 +45,11 @@ func (w *world) guestEnv(t *testing.T, prog, name string) string {
 		if len(p.Cmdline) == 0 || p.Cmdline[0] != prog {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
+		env, err := procfs.Environ(p.PID)
 		if err != nil {
 			continue
 		}
-		for kv := range strings.SplitSeq(string(b), "\x00") {
+		for _, kv := range env {
 			if v, ok := strings.CutPrefix(kv, name+"="); ok {
 				return v
 			}
@@ -228,19 +228,15 @@ xephyr_memory = "128M"
 `)
 	l := w.start("run", "bomb")
 	s, cookie := w.session(l)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", s.XephyrPID))
-	must(t, err)
-	if !regexp.MustCompile(`Max data size\s+134217728\s+134217728 `).Match(b) {
-		t.Errorf("Xephyr's limits lack the 128M data limit:\n%s", b)
+	if soft, hard, err := procfs.Limit(s.XephyrPID, "Max data size"); err != nil || soft != "134217728" || hard != "134217728" {
+		t.Errorf("Xephyr's data limit is %q/%q (err %v), want the 128M", soft, hard, err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.XephyrPID))
-	must(t, err)
-	if !strings.Contains(string(status), "NoNewPrivs:\t1") {
-		t.Errorf("Xephyr runs without no_new_privs")
+	if v, err := procfs.StatusField(s.XephyrPID, "NoNewPrivs"); err != nil || v != "1" {
+		t.Errorf("Xephyr runs without no_new_privs (NoNewPrivs %q, err %v)", v, err)
 	}
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.XephyrPID))
+	env, err := procfs.Environ(s.XephyrPID)
 	must(t, err)
-	for kv := range strings.SplitSeq(strings.TrimRight(string(env), "\x00"), "\x00") {
+	for _, kv := range env {
 		// The test's host display has no cookie: HOME stands in for
 		// XAUTHORITY (libXau's ~/.Xauthority).
 		if name, _, _ := strings.Cut(kv, "="); name != "DISPLAY" && name != "XAUTHORITY" && name != "HOME" {

@@ -22,10 +22,7 @@ func need(t *testing.T, programs ...string) {
 	t.Helper()
 	for _, p := range programs {
 		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found: run scripts/install-deps.sh", p)
-			}
-			t.Skipf("%s not found: run scripts/install-deps.sh", p)
+			testguest.Missing(t, "program "+p, "run scripts/install-deps.sh")
 		}
 	}
 }

@@ -111,10 +111,7 @@ func requireOpenSSH(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"ssh", "nc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s missing: run scripts/install-deps.sh", tool)
-			}
-			t.Skipf("%s missing", tool)
+			testguest.Missing(t, "program "+tool, "run scripts/install-deps.sh")
 		}
 	}
 }

@@ -228,12 +228,7 @@ func TestResolve(t *testing.T) {
 
 // TestResolveOpenSSHOnly: what only `ssh -G` gets right: Include and Match.
 func TestResolveOpenSSHOnly(t *testing.T) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ssh missing: install openssh-client")
-		}
-		t.Skip("no OpenSSH client")
-	}
+	testguest.NeedProgram(t, "ssh", "openssh-client")
 	dir := t.TempDir()
 	inc := filepath.Join(dir, "config.d")
 	if err := os.Mkdir(inc, 0o700); err != nil {

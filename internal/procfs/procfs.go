@@ -129,29 +129,69 @@ func Children(pid int) []int {
 	return out
 }
 
-// UIDs returns the real and effective user IDs of pid (the Uid line of
-// /proc/PID/status).
-func UIDs(pid int) (real, effective int, err error) {
+// StatusField returns the value of the line "name:" of /proc/PID/status,
+// trimmed, e.g. StatusField(pid, "NoNewPrivs") = "1".
+func StatusField(pid int, name string) (string, error) {
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return -1, -1, err
+		return "", err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 2 {
-				r, err1 := strconv.Atoi(f[0])
-				e, err2 := strconv.Atoi(f[1])
-				if err := errors.Join(err1, err2); err != nil {
-					return -1, -1, fmt.Errorf("parse %s: %w", path, err)
-				}
-				return r, e, nil
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s line in %s", name, path)
+}
+
+// UIDs returns the real and effective user IDs of pid (the Uid line of
+// /proc/PID/status).
+func UIDs(pid int) (real, effective int, err error) {
+	v, err := StatusField(pid, "Uid")
+	if err != nil {
+		return -1, -1, err
+	}
+	f := strings.Fields(v)
+	if len(f) < 2 {
+		return -1, -1, fmt.Errorf("pid %d: Uid %q: want real and effective", pid, v)
+	}
+	r, err1 := strconv.Atoi(f[0])
+	e, err2 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2); err != nil {
+		return -1, -1, fmt.Errorf("pid %d: Uid %q: %w", pid, v, err)
+	}
+	return r, e, nil
+}
+
+// Environ returns pid's environment as it was when the program started
+// ("NAME=value" each); nil, without error, for one that has none.
+func Environ(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil || len(b) == 0 {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
+}
+
+// Limit returns the soft and hard value of the resource limit called name
+// in /proc/PID/limits, e.g. Limit(pid, "Max data size") = "134217728",
+// "134217728" (or "unlimited").
+func Limit(pid int, name string) (soft, hard string, err error) {
+	path := fmt.Sprintf("/proc/%d/limits", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			if f := strings.Fields(rest); len(f) >= 2 {
+				return f[0], f[1], nil
 			}
 		}
 	}
-	return -1, -1, fmt.Errorf("parse %s: no Uid line", path)
+	return "", "", fmt.Errorf("no %q limit in %s", name, path)
 }
 
 // NetNS returns the inode of pid's network namespace, which tells

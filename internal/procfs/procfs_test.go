@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -71,6 +73,23 @@ func TestSelf(t *testing.T) {
 	}
 	if r, e, err := UIDs(me); err != nil || r != os.Getuid() || e != os.Geteuid() {
 		t.Errorf("UIDs(self) = %d %d %v, want %d %d", r, e, err, os.Getuid(), os.Geteuid())
+	}
+	if env, err := Environ(me); err != nil || len(env) == 0 || env[0] != os.Environ()[0] {
+		t.Errorf("Environ(self) = %d entries, %v; want to start with %q", len(env), err, os.Environ()[0])
+	}
+	if v, err := StatusField(me, "Pid"); err != nil || v != strconv.Itoa(me) {
+		t.Errorf("StatusField(self, Pid) = %q, %v", v, err)
+	}
+	if _, err := StatusField(me, "NoSuchField"); err == nil {
+		t.Error("StatusField found a field that does not exist")
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	soft, hard, err := Limit(me, "Max open files")
+	if err != nil || soft != strconv.FormatUint(lim.Cur, 10) || (hard != strconv.FormatUint(lim.Max, 10) && hard != "unlimited") {
+		t.Errorf("Limit(self, Max open files) = %q %q %v, want %d %d", soft, hard, err, lim.Cur, lim.Max)
 	}
 	if ino, err := NetNS(me); err != nil || ino == 0 {
 		t.Errorf("NetNS(self) = %d, %v", ino, err)

@@ -1,11 +1,7 @@
 package xephyr
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -14,6 +10,7 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 func TestConfinedEnv(t *testing.T) {
@@ -36,40 +33,14 @@ func TestConfinedEnv(t *testing.T) {
 	}
 }
 
-// procField returns the value of "Name:" in /proc/PID/status.
+// procField is procfs.StatusField, failing the test on an error.
 func procField(t *testing.T, pid int, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := procfs.StatusField(pid, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", name, pid)
-	return ""
-}
-
-// dataLimit returns the soft and hard "Max data size" of /proc/PID/limits.
-func dataLimit(t *testing.T, pid int) (soft, hard string) {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "Max data size"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 2 {
-				return f[0], f[1]
-			}
-		}
-	}
-	t.Fatalf("no Max data size in /proc/%d/limits:\n%s", pid, b)
-	return "", ""
+	return v
 }
 
 // TestStartConfined: a real Xephyr started by Start gets only what opens the
@@ -96,11 +67,10 @@ func TestStartConfined(t *testing.T) {
 		}
 	}
 
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.PID))
+	got, err := procfs.Environ(s.PID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	want := []string{"DISPLAY=" + host.Display, "XAUTHORITY=" + host.Xauthority}
 	if !slices.Equal(got, want) {
 		t.Errorf("Xephyr's environment is %q, want exactly %q", got, want)
@@ -108,7 +78,7 @@ func TestStartConfined(t *testing.T) {
 	if v := procField(t, s.PID, "NoNewPrivs"); v != "1" {
 		t.Errorf("Xephyr's NoNewPrivs = %s, want 1", v)
 	}
-	if soft, hard := dataLimit(t, s.PID); soft != strconv.Itoa(limit) || hard != strconv.Itoa(limit) {
+	if soft, hard, err := procfs.Limit(s.PID, "Max data size"); err != nil || soft != strconv.Itoa(limit) || hard != strconv.Itoa(limit) {
 		t.Errorf("Xephyr's Max data size = %s %s, want %d %d", soft, hard, limit, limit)
 	}
 	// The flag stays on the thread that started Xephyr (which may be the

@@ -253,7 +253,7 @@ func (w *world) setup(ctx context.Context) error {
 		return err
 	}
 	w.cleanups = append(w.cleanups, func() { w.c.Close() })
-	if w.f, err = w.c.ForwardX(sctx, w.x.Socket(), 10); err != nil {
+	if w.f, err = w.c.ForwardX(sctx, w.x.Socket(), 10, guest.ForwardOptions{}); err != nil {
 		return err
 	}
 	w.cleanups = append(w.cleanups, func() { w.f.Close() })

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -23,6 +24,25 @@ const (
 	// a big buffer turns a burst (a 1 MB GetImage reply) into few system
 	// calls on the unix socket and few channel writes.
 	copyBufSize = 256 << 10
+	// bigBufs is how many connections of one forward get big copy buffers
+	// (4 MiB in all) and a big send buffer toward the X server: the first
+	// ones (the window manager's, the app's); the rest get smallBufSize and
+	// the kernel's default. A guest with 250 connections costs 4 MiB +
+	// 250 x 2 x 16 KiB = 12 MiB of buffers, not 125 MiB (and the kernel
+	// holds about 200 KiB per connection, not up to 4 MiB).
+	bigBufs      = 8
+	smallBufSize = 16 << 10
+	// MaxStalled is how many connections of one forward may wait at once
+	// for the X server to take what they send. Each waiting connection may
+	// have up to its SSH channel's window (2 MiB in x/crypto/ssh, not
+	// configurable) queued in our memory; the next connection that would
+	// wait is closed instead. Only a busy or grabbed server makes
+	// connections wait: during a server grab every other client does.
+	MaxStalled = 8
+	// DefaultMaxConns caps the forwarded X connections of one forward:
+	// Xephyr serves 255 clients (-maxclients 256, one is the server), the
+	// launcher holds one, and a few are left for clients on this host.
+	DefaultMaxConns = 240
 	// localSendBuffer is asked for as SO_SNDBUF on each connection to the
 	// X server. Image requests are up to several MB; with the default
 	// (about 208 KiB) Xephyr and the forward took turns, one refill and one
@@ -39,7 +59,21 @@ const (
 	localDialTimeout = 10 * time.Second
 )
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+var (
+	copyBufs  = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+)
+
+// ForwardOptions bound what a guest can make a forward hold. The zero value
+// is the default.
+type ForwardOptions struct {
+	// MaxConns caps the connections forwarded at once (0: DefaultMaxConns);
+	// one beyond it is closed as soon as it opens.
+	MaxConns int
+	// Notice, if set, is told once per kind when the forward closes a
+	// connection to stay within its bounds.
+	Notice func(msg string)
+}
 
 // ForwardingRefusedError means the guest's sshd does not allow remote port
 // forwarding, which carries X from the guest to the local display.
@@ -64,9 +98,16 @@ type Forward struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and every copy goroutine
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[*xConn]struct{}
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*xConn]struct{}
+	bigFree int          // big copy buffers left
+	stalled atomic.Int32 // connections waiting for the X server to take their data (see wait)
+
+	o                      ForwardOptions
+	refusedOnce, stallOnce sync.Once
+	refusedConns           int          // connections closed beyond MaxConns, for tests
+	stalledClosed          atomic.Int32 // connections closed beyond MaxStalled, for tests
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,6 +131,15 @@ func (x *xConn) close() {
 // accepted there to the local unix socket (Xephyr's /tmp/.X11-unix/XN). The
 // guest then uses DISPLAY=localhost:D. ctx bounds only the setup.
 //
+// What the guest sends is bounded whatever it does (o): at most o.MaxConns
+// connections at once (more are closed at once, noticed once); the first
+// connections get big copy buffers, later ones small; and at most
+// MaxStalled connections may wait for a busy X server with their SSH
+// channel's window of data queued here: one more that would wait is closed
+// (noticed once). An X client that holds a server grab makes every other
+// client wait, so a guest can make the forward close its own connections,
+// never grow without bound.
+//
 // Throughput and latency need a session command running on the same
 // connection (Start or Run): OpenSSH's sshd turns Nagle's algorithm off on
 // the connection only when a session command starts, and without that
@@ -109,7 +159,7 @@ func (x *xConn) close() {
 // forwarding (told apart from a port in use by asking for a server-chosen
 // port after a refusal), an error naming the range when all 51 ports are in
 // use, and a wrapped connection or context error otherwise.
-func (c *Client) ForwardX(ctx context.Context, socket string, first int) (*Forward, error) {
+func (c *Client) ForwardX(ctx context.Context, socket string, first int, o ForwardOptions) (*Forward, error) {
 	if socket == "" {
 		return nil, errors.New("forward X: no local X socket given")
 	}
@@ -124,7 +174,7 @@ func (c *Client) ForwardX(ctx context.Context, socket string, first int) (*Forwa
 	for d := first; d <= first+maxDisplays; d++ {
 		ln, err := c.listen(ctx, xPortBase+d)
 		if err == nil {
-			return c.serveX(ln, socket, d), nil
+			return c.serveX(ln, socket, d, o), nil
 		}
 		if !errors.Is(err, errDenied) {
 			return nil, fmt.Errorf("forward X display %d on guest %s: %w", d, c.RemoteAddr(), err)
@@ -236,9 +286,13 @@ func (c *Client) cancelForward(resp []byte) {
 	}{"127.0.0.1", p.Port}))
 }
 
-func (c *Client) serveX(ln net.Listener, socket string, d int) *Forward {
+func (c *Client) serveX(ln net.Listener, socket string, d int, o ForwardOptions) *Forward {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Forward{Display: d, c: c, socket: socket, ln: ln, ctx: ctx, cancel: cancel, conns: map[*xConn]struct{}{}}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	f := &Forward{Display: d, c: c, socket: socket, ln: ln, ctx: ctx, cancel: cancel, conns: map[*xConn]struct{}{},
+		bigFree: bigBufs, o: o}
 	f.wg.Add(1)
 	go f.accept()
 	return f
@@ -258,7 +312,16 @@ func (f *Forward) accept() {
 			continue // this channel failed to open; the listener is fine
 		}
 		x := &xConn{remote: conn}
-		if !f.add(x) {
+		ok, full := f.add(x)
+		if full {
+			conn.Close()
+			f.refusedOnce.Do(func() {
+				f.notice(fmt.Sprintf("the guest opened more than %d X connections at once (max_x_connections); "+
+					"closed the ones beyond", f.o.MaxConns))
+			})
+			continue
+		}
+		if !ok {
 			conn.Close()
 			return
 		}
@@ -266,17 +329,75 @@ func (f *Forward) accept() {
 	}
 }
 
-// add registers x; false once Close has begun.
-func (f *Forward) add(x *xConn) bool {
+func (f *Forward) notice(msg string) {
+	if f.o.Notice != nil {
+		f.o.Notice(msg)
+	}
+}
+
+// add registers x; ok is false once Close has begun, full when x would be
+// one connection too many.
+func (f *Forward) add(x *xConn) (ok, full bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return false
+		return false, false
+	}
+	if len(f.conns) >= f.o.MaxConns {
+		f.refusedConns++
+		return false, true
 	}
 	f.conns[x] = struct{}{}
 	f.wg.Add(1)
+	return true, false
+}
+
+// bufs hands out the copy buffers of one connection: big ones (and a big
+// send buffer toward the X server) while the forward's share lasts, small
+// ones after that.
+func (f *Forward) bufs() (up, down *[]byte, big bool, release func()) {
+	f.mu.Lock()
+	big = f.bigFree > 0
+	if big {
+		f.bigFree--
+	}
+	f.mu.Unlock()
+	if !big {
+		up, down = smallBufs.Get().(*[]byte), smallBufs.Get().(*[]byte)
+		return up, down, false, func() { smallBufs.Put(up); smallBufs.Put(down) }
+	}
+	up, down = copyBufs.Get().(*[]byte), copyBufs.Get().(*[]byte)
+	return up, down, true, func() {
+		copyBufs.Put(up)
+		copyBufs.Put(down)
+		f.mu.Lock()
+		f.bigFree++
+		f.mu.Unlock()
+	}
+}
+
+// wait is called when a connection's write to the X server would block; it
+// reports whether the connection may wait (see MaxStalled). Each true is
+// matched by a call of resume. It runs inside the socket's write call, which
+// Close of that socket waits for: it takes no lock.
+func (f *Forward) wait() bool {
+	if f.stalled.Add(1) > MaxStalled {
+		f.stalled.Add(-1)
+		f.stalledClosed.Add(1)
+		return false
+	}
 	return true
 }
+
+// refused is called, outside the write call, after wait said no.
+func (f *Forward) refused() {
+	f.stallOnce.Do(func() {
+		f.notice(fmt.Sprintf("closed guest X connections that the nested display did not read while %d others "+
+			"waited already (a client holding a server grab?): each waiting one may hold 2 MiB here", MaxStalled))
+	})
+}
+
+func (f *Forward) resume() { f.stalled.Add(-1) }
 
 func (f *Forward) remove(x *xConn) {
 	f.mu.Lock()
@@ -311,19 +432,28 @@ func (f *Forward) serve(x *xConn) {
 		return
 	}
 
-	_ = x.local.SetWriteBuffer(localSendBuffer) // best effort: a speed-up only
+	upBuf, downBuf, big, release := f.bufs()
+	defer release()
+	if big {
+		// Best effort: a speed-up only. The kernel holds up to twice this
+		// per connection, so only the first connections get it.
+		_ = x.local.SetWriteBuffer(localSendBuffer)
+	}
 	local := rawIO(x.local)
-	up := make(chan struct{})
+	if rc, ok := local.(*rawIOConn); ok {
+		rc.gate = f
+	}
+	down := make(chan struct{})
 	go func() {
-		defer close(up)
-		if copyHalf(x.remote, local) != nil {
+		defer close(down)
+		if copyHalf(x.remote, local, *downBuf) != nil {
 			x.close()
 		}
 	}()
-	if copyHalf(local, x.remote) != nil {
+	if copyHalf(local, x.remote, *upBuf) != nil {
 		x.close()
 	}
-	<-up
+	<-down
 	x.close()
 }
 
@@ -333,15 +463,13 @@ type halfCloser interface {
 	CloseWrite() error
 }
 
-// copyHalf copies src to dst until src ends, then closes dst's write side.
-// It returns the first error other than src's end.
-func copyHalf(dst, src net.Conn) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+// copyHalf copies src to dst through buf until src ends, then closes dst's
+// write side. It returns the first error other than src's end.
+func copyHalf(dst, src net.Conn, buf []byte) error {
 	// Neither an ssh channel nor a unix socket has WriteTo/ReadFrom that
 	// would save this copy (x/crypto/ssh copies each packet out of its
 	// receive list on Read and into a packet buffer on Write).
-	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 	if err != nil {
 		return err
 	}
@@ -357,15 +485,18 @@ func copyHalf(dst, src net.Conn) error {
 // cancelled forward while the connection was up.
 func (f *Forward) Close() error {
 	f.closeOnce.Do(func() {
+		// Closing a socket waits for a write in progress on it, and a
+		// write may be in wait: close outside the lock.
 		f.mu.Lock()
 		f.closed = true
+		conns := make([]xConn, 0, len(f.conns))
 		for x := range f.conns {
-			x.remote.Close()
-			if x.local != nil {
-				x.local.Close()
-			}
+			conns = append(conns, *x) // x.local is set under f.mu
 		}
 		f.mu.Unlock()
+		for _, x := range conns {
+			x.close()
+		}
 		f.cancel()
 
 		// The listener stops accepting before its cancel request is sent;

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,9 @@ import (
 // guestClient is run by python3 inside the guest's network namespace. Mode
 // "echo" sends stdin to 127.0.0.1:PORT, half-closes, and prints what comes
 // back until EOF; mode "hold" connects, prints "connected" and reads until
-// EOF; mode "occupy" listens on the port, prints "ready" and waits for
-// stdin to end.
+// EOF; mode "stream" connects, prints "connected", writes until the
+// connection fails and then prints "closed"; mode "occupy" listens on the
+// port, prints "ready" and waits for stdin to end.
 const guestClient = `
 import socket, sys, threading
 port, mode = int(sys.argv[1]), sys.argv[2]
@@ -39,6 +41,14 @@ if mode == "occupy":
     sys.stdin.read()
     sys.exit(0)
 s = socket.create_connection(("127.0.0.1", port))
+if mode == "stream":
+    print("connected", flush=True)
+    try:
+        while True:
+            s.sendall(bytes(65536))
+    except OSError:
+        print("closed", flush=True)
+    sys.exit(0)
 if mode == "hold":
     print("connected", flush=True)
     while s.recv(65536):
@@ -129,7 +139,7 @@ func roundTrip(t *testing.T, ctx context.Context, g *testguest.Guest, d, n int) 
 
 func forwardX(t *testing.T, ctx context.Context, c *Client, socket string, first int) *Forward {
 	t.Helper()
-	f, err := c.ForwardX(ctx, socket, first)
+	f, err := c.ForwardX(ctx, socket, first, ForwardOptions{})
 	if err != nil {
 		t.Fatalf("ForwardX(%s, %d): %v", socket, first, err)
 	}
@@ -363,7 +373,7 @@ func TestForwardXRefused(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 
-			f, err := c.ForwardX(ctx, "/tmp/.X11-unix/X0", 10)
+			f, err := c.ForwardX(ctx, "/tmp/.X11-unix/X0", 10, ForwardOptions{})
 			var re *ForwardingRefusedError
 			if !errors.As(err, &re) {
 				if f != nil {
@@ -400,7 +410,7 @@ func TestForwardXArgs(t *testing.T) {
 		{"too high", "/tmp/.X11-unix/X1", 59500, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.ForwardX(context.Background(), tc.socket, tc.first)
+			_, err := c.ForwardX(context.Background(), tc.socket, tc.first, ForwardOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ForwardX(%q, %d) = %v, want error with %q", tc.socket, tc.first, err, tc.want)
 			}
@@ -449,4 +459,143 @@ func checkSendBuffer(t *testing.T, f *Forward) {
 	if want := 2 * min(localSendBuffer, wmemMax); got != want {
 		t.Errorf("SO_SNDBUF toward the X server = %d, want %d (2 x min(%d, wmem_max %d))", got, want, localSendBuffer, wmemMax)
 	}
+}
+
+// deafServer is a local X socket stand-in that accepts connections and
+// never reads them, as Xephyr does while another client holds a server
+// grab.
+func deafServer(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "X")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return path
+}
+
+// guestClients starts n guest clients in mode on port and returns a
+// channel that gets each one's output lines, prefixed with its index.
+func guestClients(t *testing.T, ctx context.Context, g *testguest.Guest, port, n int, mode string) <-chan string {
+	t.Helper()
+	lines := make(chan string, 4*n)
+	for i := range n {
+		cmd := guestPython(ctx, g, port, mode)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				lines <- strconv.Itoa(i) + " " + sc.Text()
+			}
+			lines <- strconv.Itoa(i) + " exit"
+		}()
+	}
+	return lines
+}
+
+// TestForwardBounds: what a guest can make a forward hold is bounded. More
+// connections than MaxConns are closed as they open; while the X server
+// reads nothing (a grab), only MaxStalled connections may wait with data
+// queued, and each further one is closed; each is noticed once.
+func TestForwardBounds(t *testing.T) {
+	g, _, c := realGuest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	noticed := func() (func(string), func() []string) {
+		var mu sync.Mutex
+		var msgs []string
+		return func(m string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() },
+			func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(msgs) }
+	}
+
+	t.Run("connection cap", func(t *testing.T) {
+		note, notes := noticed()
+		f, err := c.ForwardX(ctx, startEcho(t).path, 20, ForwardOptions{MaxConns: 3, Notice: note})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		lines := guestClients(t, ctx, g, 6000+f.Display, 5, "hold")
+		// Every client connects (the guest's sshd accepts); the two beyond
+		// the cap see their connection closed and exit.
+		for exits := 0; exits < 2; {
+			select {
+			case l := <-lines:
+				if strings.HasSuffix(l, " exit") {
+					exits++
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("only %d of the 2 connections beyond the cap were closed", exits)
+			}
+		}
+		f.mu.Lock()
+		refused, open := f.refusedConns, len(f.conns)
+		f.mu.Unlock()
+		if refused != 2 || open != 3 {
+			t.Errorf("%d refused, %d open; want 2 and 3", refused, open)
+		}
+		if got := notes(); len(got) != 1 || !strings.Contains(got[0], "more than 3 X connections") {
+			t.Errorf("notices %q, want one about the cap", got)
+		}
+	})
+
+	t.Run("stalled connections", func(t *testing.T) {
+		note, notes := noticed()
+		f, err := c.ForwardX(ctx, deafServer(t), 20, ForwardOptions{Notice: note})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		const n = MaxStalled + 4
+		lines := guestClients(t, ctx, g, 6000+f.Display, n, "stream")
+		closed := 0
+		for closed < n-MaxStalled {
+			select {
+			case l := <-lines:
+				if strings.HasSuffix(l, " closed") {
+					closed++
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatalf("%d of %d streams closed, want %d", closed, n, n-MaxStalled)
+			}
+		}
+		f.mu.Lock()
+		stalled, open := int(f.stalled.Load()), len(f.conns)
+		f.mu.Unlock()
+		if stalled != MaxStalled || open != MaxStalled {
+			t.Errorf("%d connections wait, %d open; want %d and %d", stalled, open, MaxStalled, MaxStalled)
+		}
+		if got := notes(); len(got) != 1 || !strings.Contains(got[0], "did not read") {
+			t.Errorf("notices %q, want one about the waiting connections", got)
+		}
+	})
 }

@@ -28,8 +28,22 @@ import (
 // connection: only the two system calls are replaced.
 type rawIOConn struct {
 	net.Conn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	gate waitGate // nil: a write waits as long as it takes
 }
+
+// waitGate decides whether a write that would block may wait: wait is
+// asked once per Write that has to wait (inside the write call: it must not
+// block or take a lock that a Close of the socket may hold), each true is
+// followed by resume when the Write returns, each false by refused.
+type waitGate interface {
+	wait() bool
+	resume()
+	refused()
+}
+
+// errStalled is a write refused by the connection's waitGate.
+var errStalled = errors.New("peer does not take data and too many connections wait already")
 
 // rawIO wraps c when it is a socket this package can drive directly (TCP or
 // unix stream); any other connection is returned unchanged.
@@ -90,6 +104,12 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 func (c *rawIOConn) Write(p []byte) (int, error) {
 	var done int
 	var errno syscall.Errno
+	waiting, refused := false, false
+	defer func() {
+		if waiting {
+			c.gate.resume()
+		}
+	}()
 	err := c.rc.Write(func(fd uintptr) bool {
 		for done < len(p) {
 			chunk := p[done:]
@@ -102,6 +122,13 @@ func (c *rawIOConn) Write(p []byte) (int, error) {
 				done += int(r)
 			case syscall.EINTR:
 			case syscall.EAGAIN:
+				if c.gate != nil && !waiting {
+					if !c.gate.wait() {
+						refused = true
+						return true
+					}
+					waiting = true
+				}
 				return false // socket buffer full: wait, then go on
 			default:
 				errno = e
@@ -112,6 +139,10 @@ func (c *rawIOConn) Write(p []byte) (int, error) {
 	})
 	if err != nil {
 		return done, c.opError("write", err)
+	}
+	if refused {
+		c.gate.refused()
+		return done, c.opError("write", errStalled)
 	}
 	if errno != 0 {
 		return done, c.opError("write", os.NewSyscallError("write", errno))

@@ -31,6 +31,11 @@ const LocalHost = "local"
 // DefaultScreen is the screen of a profile that sets none.
 const DefaultScreen = "1280x1024"
 
+// MaxXConnections is the most max_x_connections may be: Xephyr serves 255
+// clients (its default -maxclients 256 counts the server itself), and
+// xvmview holds one connection of its own.
+const MaxXConnections = 250
+
 // The transports: how the guest's X clients reach the nested display.
 const (
 	// TransportSSH carries X inside the launch's SSH connection: the guest
@@ -73,6 +78,10 @@ type Profile struct {
 	Icon          string
 	Categories    []string
 
+	// MaxXConnections caps the guest's X connections carried by the ssh
+	// transport; 0 = the forward's default (guest.DefaultMaxConns).
+	MaxXConnections int
+
 	// The nested display's look and feel (display.go).
 	DPI        int      // 0 = the host screen's
 	Fullscreen bool     // false = a window of Screen's size
@@ -111,6 +120,8 @@ type file struct {
 	Icon          string   `toml:"icon"`
 	Categories    []string `toml:"categories"`
 
+	MaxXConns int64 `toml:"max_x_connections"`
+
 	DPI             int64  `toml:"dpi"`
 	Fullscreen      bool   `toml:"fullscreen"`
 	Resizeable      bool   `toml:"resizeable"`
@@ -145,6 +156,8 @@ var keyTypes = map[string]string{
 	"display_host":   "a string",
 	"icon":           "a string",
 	"categories":     `a list of strings, e.g. ["Network"]`,
+
+	"max_x_connections": "an integer, e.g. 100",
 
 	"dpi":              "an integer, e.g. 96",
 	"fullscreen":       "true or false",
@@ -403,7 +416,7 @@ func (c *checker) check(name, source string, f file) Profile {
 	c.checkArgv("window_manager", f.WindowManager, false)
 
 	if p.Local() {
-		for _, k := range []string{"user", "port", "identity_file", "display_host"} {
+		for _, k := range []string{"user", "port", "identity_file", "display_host", "max_x_connections"} {
 			if c.set(k) {
 				c.fail(k, -1, "%s is only for remote guests; remove it from this profile (host = %q)", k, LocalHost)
 			}
@@ -423,6 +436,13 @@ func (c *checker) check(name, source string, f file) Profile {
 		p.Port = int(f.Port)
 		if c.set("identity_file") && (f.IdentityFile == "" || hasControl(f.IdentityFile)) {
 			c.fail("identity_file", -1, "identity_file %q is not a file name", f.IdentityFile)
+		}
+		if c.set("max_x_connections") {
+			if f.MaxXConns < 1 || f.MaxXConns > MaxXConnections {
+				c.fail("max_x_connections", -1, "max_x_connections %d is out of range (1..%d: Xephyr serves 255 clients, one is xvmview's own)",
+					f.MaxXConns, MaxXConnections)
+			}
+			p.MaxXConnections = int(f.MaxXConns)
 		}
 		if c.set("display_host") {
 			if err := validHostOrAddr(f.DisplayHost); err != nil {
@@ -452,6 +472,9 @@ func (c *checker) check(name, source string, f file) Profile {
 		p.Transport = ""
 	case p.Transport == "":
 		p.Transport = DefaultTransport
+	}
+	if p.Transport == TransportTCP && c.set("max_x_connections") {
+		c.fail("max_x_connections", -1, `max_x_connections applies to transport "ssh" only; remove it or the transport line`)
 	}
 
 	if c.set("title") {

@@ -91,6 +91,14 @@ transport = "tcp"
 			},
 		},
 		{
+			name: "max_x_connections",
+			doc:  "host = \"web\"\ncommand = [\"xterm\"]\nmax_x_connections = 250\n",
+			want: Profile{
+				Host: "web", Command: []string{"xterm"},
+				Screen: "1280x1024", Title: "[p] xterm on web", Transport: "ssh", MaxXConnections: 250,
+			},
+		},
+		{
 			name: "multi-line command, later args may have newlines",
 			doc:  "host = \"web\"\ncommand = [\n  \"sh\",\n  \"-c\",\n  \"\"\"\nexec xterm\n\"\"\",\n]\n",
 			want: Profile{
@@ -186,6 +194,10 @@ func TestParseBad(t *testing.T) {
 		{"transport bad on local", "host = \"local\"\ncommand = [\"x\"]\ntransport = \"udp\"\n", `3:13: transport "udp" is not one of: "ssh" (default), "tcp"`},
 		{"display_host junk", minimal + "display_host = \"10.1.0.1:0\"\n", `3:16: display_host "10.1.0.1:0" is not an IP address or hostname: ':' is not a letter, digit or "-"`},
 		{"display_host empty label", minimal + "display_host = \"a..b\"\n", `3:16: display_host "a..b" is not an IP address or hostname: each dot-separated label must have 1 to 63 characters`},
+		{"max_x_connections zero", minimal + "max_x_connections = 0\n", `3:21: max_x_connections 0 is out of range (1..250: Xephyr serves 255 clients, one is xvmview's own)`},
+		{"max_x_connections too big", minimal + "max_x_connections = 251\n", `3:21: max_x_connections 251 is out of range (1..250: Xephyr serves 255 clients, one is xvmview's own)`},
+		{"max_x_connections with tcp", minimal + "transport = \"tcp\"\nmax_x_connections = 10\n", `4:21: max_x_connections applies to transport "ssh" only; remove it or the transport line`},
+		{"local with max_x_connections", "host = \"local\"\ncommand = [\"x\"]\nmax_x_connections = 9\n", `3:21: max_x_connections is only for remote guests; remove it from this profile (host = "local")`},
 		{"local with user", "host = \"local\"\ncommand = [\"x\"]\nuser = \"alice\"\n", `3:8: user is only for remote guests; remove it from this profile (host = "local")`},
 		{"local with port", "host = \"local\"\ncommand = [\"x\"]\nport = 22\n", `3:8: port is only for remote guests; remove it from this profile (host = "local")`},
 		{"local with display_host", "host = \"local\"\ncommand = [\"x\"]\ndisplay_host = \"10.0.0.1\"\n", `3:16: display_host is only for remote guests; remove it from this profile (host = "local")`},

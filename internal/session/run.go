@@ -475,7 +475,10 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 		display, gn = guestDisplay(host, n), n
 		r.notice("transport tcp: X traffic and the cookie cross the network to %s in clear", r.pl.Guest.HostName)
 	} else {
-		fwd, err := c.ForwardX(ctx, r.srv.Socket(), firstForwardDisplay)
+		fwd, err := c.ForwardX(ctx, r.srv.Socket(), firstForwardDisplay, guest.ForwardOptions{
+			MaxConns: r.pl.Profile.MaxXConnections,
+			Notice:   func(msg string) { r.notice("%s", msg) },
+		})
 		if err != nil {
 			return nil, nil, err
 		}

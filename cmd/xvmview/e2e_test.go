@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 		listenUntilEOF(addr)
 		return
 	}
+	if mode := os.Getenv("XVMVIEW_TEST_XHOSTILE"); mode != "" {
+		hostileX(mode)
+		return
+	}
 	os.Exit(m.Run())
 }
 

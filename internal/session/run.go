@@ -383,7 +383,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	r.srv = srv
-	r.push("Xephyr", func(context.Context) error { return srv.Close() })
+	r.push("Xephyr", srv.CloseContext)
 	r.state.XephyrPID, r.state.Display = srv.PID, srv.Display
 	r.saveState()
 	r.phase(fmt.Sprintf("Xephyr ready on :%d", srv.Display))
@@ -577,13 +577,32 @@ func (r *runner) waitWM(ctx context.Context, wm proc) {
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	// A reply may never come: an X client on the nested display that holds
+	// a server grab stalls every other client, us included. The reply is
+	// waited for in its own goroutine (which ends when the connection
+	// closes at teardown), next to the deadline, the signal and the WM.
+	type attrs struct {
+		a   *xproto.GetWindowAttributesReply
+		err error
+	}
+	replies := make(chan attrs, 1)
+	ask := func() {
+		cookie := xproto.GetWindowAttributes(r.conn, root)
+		go func() {
+			a, err := cookie.Reply()
+			replies <- attrs{a, err}
+		}()
+	}
+	ask()
 	for {
-		a, err := xproto.GetWindowAttributes(r.conn, root).Reply()
-		if err == nil && a.AllEventMasks&xproto.EventMaskSubstructureRedirect != 0 {
-			r.phase("window manager ready")
-			return
-		}
 		select {
+		case a := <-replies:
+			if a.err == nil && a.a.AllEventMasks&xproto.EventMaskSubstructureRedirect != 0 {
+				r.phase("window manager ready")
+				return
+			}
+			<-tick.C
+			ask()
 		case <-ctx.Done():
 			return
 		case <-wm.Done():
@@ -591,9 +610,8 @@ func (r *runner) waitWM(ctx context.Context, wm proc) {
 			r.notice("the window manager exited with status %d before it took over the display; starting the app without one", st)
 			return
 		case <-deadline.C:
-			r.notice("the window manager did not take over the display within %s; starting the app anyway", r.pl.Timeouts.WMReady)
+			r.notice("the window manager did not take over the display within %s (or a client holds a server grab); starting the app anyway", r.pl.Timeouts.WMReady)
 			return
-		case <-tick.C:
 		}
 	}
 }
@@ -661,11 +679,30 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 	}
 }
 
-// teardown undoes every step in reverse order, each with its own deadline.
-// The session directory goes last, and only if nothing is left to clean up:
-// otherwise its state file tells the next launch what remains.
+// signalTeardown bounds the whole teardown after a signal (SIGINT, SIGTERM,
+// xvmview stop): the session must end within 2 s of it whatever the guest
+// and its X clients do. What is not undone by then (the guest's entry) is
+// left in the state file for the next launch.
+const signalTeardown = 1500 * time.Millisecond
+
+// teardown undoes every step in reverse order, each with its own deadline;
+// after a signal (ctx canceled) all of them share signalTeardown, and when
+// it runs out the SSH connection is closed under whatever still waits on
+// the guest. The session directory goes last, and only if nothing is left
+// to clean up: otherwise its state file tells the next launch what remains.
 func (r *runner) teardown(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		base, cancel = context.WithTimeout(base, signalTeardown)
+		defer cancel()
+		stop := context.AfterFunc(base, func() {
+			if r.client != nil {
+				r.client.Close() // ends every wait on the guest: sessions, the forward's cancel
+			}
+		})
+		defer stop()
+	}
 	var errs []error
 	for i := len(r.stack) - 1; i >= 0; i-- {
 		s := r.stack[i]

@@ -24,18 +24,19 @@ func (r *runner) watchMaps() {
 		return
 	}
 	root := xproto.Setup(r.conn).DefaultScreen(r.conn).Root
-	err := xproto.ChangeWindowAttributesChecked(r.conn, root, xproto.CwEventMask,
-		[]uint32{xproto.EventMaskSubstructureNotify}).Check()
-	if err != nil {
-		r.notice("cannot watch the nested display's windows: %v", err)
-		return
-	}
+	// Unchecked: no reply to wait for (a server grab would hold it up); an
+	// error comes as the first "event".
+	xproto.ChangeWindowAttributes(r.conn, root, xproto.CwEventMask, []uint32{xproto.EventMaskSubstructureNotify})
 	conn := r.conn
 	go func() {
 		for {
 			ev, xerr := conn.WaitForEvent()
 			if ev == nil && xerr == nil {
 				return // connection closed
+			}
+			if xerr != nil {
+				r.notice("cannot watch the nested display's windows: %v", xerr)
+				continue
 			}
 			if m, ok := ev.(xproto.MapNotifyEvent); ok && !m.OverrideRedirect {
 				r.phase("first window mapped")

@@ -282,16 +282,27 @@ func (s *Server) Err() error {
 }
 
 // Close stops Xephyr: SIGTERM (which lets it remove its socket), then
-// SIGKILL if it has not exited after a grace period of 3 s. It returns once
-// the process is gone. It is idempotent and safe to call concurrently with
-// itself and with Done; every call returns the first call's result: nil,
-// or an error saying Xephyr had to be killed.
+// SIGKILL if it has not exited after a grace period of 3 s, and then the
+// socket it left is removed. It returns once the process is gone. It is
+// idempotent and safe to call concurrently with itself and with Done;
+// every call returns the first call's result: nil, or an error saying the
+// killed Xephyr's socket could not be removed.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	return s.CloseContext(ctx)
+}
+
+// CloseContext is Close with the grace period ending with ctx (at most
+// 3 s): after a signal, when the session must end at once. When Xephyr had
+// to be killed, the socket it could not remove is removed here: the process
+// this Server started has been waited for, so the socket is nobody's.
+func (s *Server) CloseContext(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.stop(ctx) })
 	return s.closeErr
 }
 
-func (s *Server) stop() error {
+func (s *Server) stop(ctx context.Context) error {
 	select {
 	case <-s.done:
 		return nil
@@ -303,15 +314,22 @@ func (s *Server) stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(closeGrace)
 	defer t.Stop()
+	start := time.Now()
 	select {
 	case <-s.done:
 		return nil
 	case <-t.C:
+	case <-ctx.Done():
 	}
 	_ = s.cmd.Process.Kill()
-	<-s.done
-	return fmt.Errorf("stop Xephyr %s (pid %d): no exit within %v of SIGTERM, killed it; %s may be left behind",
-		s.name(), s.PID, closeGrace, s.Socket())
+	<-s.done // our child, reaped: the socket is no live server's
+	if s.Display >= 0 {
+		if err := os.Remove(s.Socket()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("stop Xephyr %s (pid %d): killed it %v after SIGTERM, but could not remove its socket: %w",
+				s.name(), s.PID, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) name() string {

@@ -151,11 +151,14 @@ type Process struct {
 //     ends the group and the marked (end: TERM; wait until no marked
 //     process is left, at most the grace; KILL). The wait stops early so
 //     that a teardown of programs that end on TERM, the usual case, takes
-//     a tenth of a second rather than the whole grace.
+//     a tenth of a second rather than the whole grace. A line "tenths N"
+//     (0..99) before the EOF shortens the grace to N tenths of a second:
+//     Close sends it when its caller has less time than the grace (after
+//     a signal the whole teardown has 1.5 s).
 //   - When the program exits by itself, a reaper does the same to whatever
 //     it left behind and the wrapper exits with the program's status at once.
 //     Helpers send their output to /dev/null so they don't hold the channel.
-const watchdog = `grace=$1 mark=$2
+const watchdog = `tenths=$(($1 * 10)) mark=$2
 shift 2
 [ -r /proc/self/environ ] || echo "xvmview: the guest has no Linux /proc: programs that leave their process group are not ended at teardown" >&2
 sweep() {
@@ -168,7 +171,7 @@ marked() { grep -qxzF "XVMVIEW_PROC=$mark" /proc/[0-9]*/environ 2>/dev/null; }
 end() {
 	kill -TERM 0; sweep TERM
 	i=0
-	while [ "$i" -lt "$((grace * 10))" ] && marked; do
+	while [ "$i" -lt "$tenths" ] && marked; do
 		sleep 0.1 2>/dev/null || { sleep 1; i=$((i + 9)); }
 		i=$((i + 1))
 	done
@@ -178,7 +181,7 @@ exec 3<&0 </dev/null
 XVMVIEW_PROC=$mark "$@" 3<&- &
 app=$!
 trap '' TERM
-{ while IFS= read -r _; do :; done; end; } <&3 >/dev/null 2>&1 &
+{ while IFS= read -r l; do case $l in "tenths "[0-9] | "tenths "[0-9][0-9]) tenths=${l#tenths } ;; esac; done; end; } <&3 >/dev/null 2>&1 &
 exec 3<&-
 wait "$app"
 st=$?
@@ -206,6 +209,10 @@ func newMark() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+// closeMargin is what Close keeps of its caller's time for the session to
+// report its end after the guest's grace is over.
+const closeMargin = 300 * time.Millisecond
 
 func graceSeconds(d time.Duration) int {
 	if d <= 0 {
@@ -280,12 +287,25 @@ func (p *Process) Wait() (status int, err error) {
 
 // Close ends the program: it closes the program's session input, which makes
 // the guest kill the process group, and waits for the session to end (at
-// most the grace period plus a little, bounded by ctx). If it does not, Close sends
+// most the grace period plus a little, bounded by ctx). When ctx ends
+// sooner than the grace would, the guest is told to use what is left of it
+// (less closeMargin) as the grace. If the session does not end, Close sends
 // SIGKILL, closes the session and returns an error. Close is idempotent and
 // returns the first call's result.
 func (p *Process) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
-		p.stdin.Close()
+		grace := p.grace
+		if dl, ok := ctx.Deadline(); ok {
+			grace = min(grace, time.Until(dl)-closeMargin)
+		}
+		go func() {
+			// A guest that does not read its input must not hold this up:
+			// the write ends when the session is closed below.
+			if grace < p.grace {
+				fmt.Fprintf(p.stdin, "tenths %d\n", max(0, int(grace/(100*time.Millisecond))))
+			}
+			p.stdin.Close()
+		}()
 		t := time.NewTimer(p.grace + 3*time.Second)
 		defer t.Stop()
 		select {

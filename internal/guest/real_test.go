@@ -234,6 +234,26 @@ func TestRealGuest(t *testing.T) {
 		eventually(t, "no process is left", func() bool { return len(leftovers(t, g)) == 0 })
 	})
 
+	t.Run("close with less time than the grace", func(t *testing.T) {
+		// After a signal the launcher has 1.5 s for its whole teardown: a
+		// daemon that ignores TERM under a 60 s grace must still be
+		// KILLed in the time Close is given, and Close succeed.
+		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "setsid sh -c 'trap \"\" TERM; sleep 1018 & wait' & sleep 1019"}, Grace: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "sleep 1018 runs", func() bool { return running(t, g, "sleep 1018") })
+		closeCtx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+		defer cancel()
+		if err := p.Close(closeCtx); err != nil {
+			t.Errorf("Close with 1.5 s to spare and a 60 s grace: %v", err)
+		}
+		if closeCtx.Err() != nil {
+			t.Errorf("Close took its whole 1.5 s")
+		}
+		eventually(t, "no process is left", func() bool { return len(leftovers(t, g)) == 0 })
+	})
+
 	t.Run("exit leaves nothing behind", func(t *testing.T) {
 		p, err := c.Start(ctx, ProcSpec{Argv: []string{"sh", "-c", "sleep 1005 & setsid sleep 1014 & exit 4"}, Grace: time.Second})
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/xvmview/xvmview/internal/testguest"
 )
 
-// TestCheckReportsSSH: check shows the ssh settings in effect with the file
+// TestCheckReportsSSH: check (and then run) shows the ssh settings in effect with the file
 // and line each came from, each ProxyJump hop, which identity file needs a
 // passphrase, and the guest user's login shell, for a guest behind a jump
 // host (a second test guest, defined in an Include'd file) reached with an
@@ -82,5 +82,16 @@ window_manager = ["twm"]
 		"ok   command on guest: /")
 	if strings.Contains(out, "FAIL") {
 		t.Errorf("check failed:\n%s", out)
+	}
+
+	// A whole session through the jump host, X carried inside the SSH
+	// connection that runs through it.
+	w.profile("behind-run", `host = "behind"
+command = ["sh", "-c", "exit 5"]
+window_manager = ["twm"]
+`)
+	l := w.start("run", "behind-run")
+	if st := l.wait(t); st != 5 {
+		t.Errorf("run through the jump host: exit status %d, want the app's 5; stderr:\n%s", st, l.stderr.String())
 	}
 }

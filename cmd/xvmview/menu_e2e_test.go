@@ -118,6 +118,26 @@ window_manager = ["twm"]
 		}
 	})
 
+	t.Run("notice", func(t *testing.T) {
+		w.profile("menu-tcp", `host = "e2eguest"
+command = ["sh", "-c", "exit 0"]
+window_manager = ["twm"]
+transport = "tcp"
+`)
+		before := len(bus.Notifications())
+		l := w.start("run", "menu-tcp")
+		if st := l.wait(t); st != 0 {
+			t.Fatalf("exit status %d, want 0; stderr:\n%s", st, l.stderr.String())
+		}
+		var found bool
+		for _, n := range bus.Notifications()[before:] {
+			found = found || (n.Summary == "xvmview: menu-tcp" && strings.Contains(n.Body, "in clear"))
+		}
+		if !found {
+			t.Errorf("notifications %+v, want the transport tcp notice", bus.Notifications()[before:])
+		}
+	})
+
 	t.Run("encrypted key", func(t *testing.T) {
 		key := filepath.Join(t.TempDir(), "id_enc")
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-a", "2", "-N", "menu pass", "-f", key).CombinedOutput(); err != nil {

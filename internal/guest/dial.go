@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skeema/knownhosts"
@@ -215,8 +216,9 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect 
 	if !t.BatchMode && t.StrictHostKeyChecking != "yes" {
 		hk.prompt = o.Prompt
 	}
-	// ConnectTimeout bounds making the connection, as in ssh(1); the
-	// handshake, which may wait for the user's answer, only by ctx.
+	// ConnectTimeout bounds making the connection and the wait for the
+	// host's key, as in ssh(1); the rest of the handshake, which may wait
+	// for the user's answer, only ctx.
 	cctx := ctx
 	if t.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
@@ -232,6 +234,16 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect 
 		return nil, nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	var slow atomic.Bool
+	if t.ConnectTimeout > 0 {
+		silent := time.AfterFunc(t.ConnectTimeout, func() {
+			if !hk.called.Load() {
+				slow.Store(true)
+				conn.Close()
+			}
+		})
+		defer silent.Stop()
+	}
 
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
@@ -257,6 +269,9 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect 
 	if err != nil {
 		pe := proxyExit(conn) // before Close ends the command
 		conn.Close()
+		if slow.Load() {
+			return nil, nil, &UnreachableError{Addr: addr, Err: fmt.Errorf("no SSH answer within ConnectTimeout %s", t.ConnectTimeout)}
+		}
 		if hk.err != nil {
 			return nil, nil, hk.err
 		}
@@ -269,7 +284,7 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect 
 		if pe != nil {
 			return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, pe)
 		}
-		if !hk.called && closedEarly(err) {
+		if !hk.called.Load() && closedEarly(err) {
 			return nil, nil, &droppedError{fmt.Errorf("ssh handshake with %s: %w", addr, err)}
 		}
 		return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
@@ -401,8 +416,8 @@ type hostKeyCheck struct {
 	t      Target
 	db     *knownhosts.HostKeyDB // nil: no known_hosts file exists
 	err    *HostKeyError
-	called bool // the guest got as far as showing its host key
-	jump   bool // t is a jump host
+	called atomic.Bool // the guest got as far as showing its host key
+	jump   bool        // t is a jump host
 	prompt Prompter
 	ctx    context.Context
 }
@@ -446,7 +461,7 @@ func (hk *hostKeyCheck) algorithms(addr string) []string {
 }
 
 func (hk *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
-	hk.called = true
+	hk.called.Store(true)
 	e := &HostKeyError{
 		Alias:       hk.t.Alias,
 		Host:        hk.t.HostName,

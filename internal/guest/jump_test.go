@@ -122,3 +122,18 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestConnectTimeout: a ProxyCommand that never speaks SSH (as a black hole
+// would) ends the dial after ConnectTimeout with an error saying so, long
+// before the caller's deadline.
+func TestConnectTimeout(t *testing.T) {
+	tg := Target{Alias: "silent", HostName: "192.0.2.1", Port: 22, User: "u", KnownHostsFiles: []string{filepath.Join(t.TempDir(), "kh")},
+		ProxyCommand: "exec sleep 60", ConnectTimeout: 300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := Dial(ctx, tg, noAgent)
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "ConnectTimeout 300ms") || ctx.Err() != nil {
+		t.Fatalf("Dial = %v, want *UnreachableError naming ConnectTimeout before the caller's deadline", err)
+	}
+}

@@ -35,7 +35,7 @@ const proxyGrace = time.Second
 // startProxy starts command (tokens already expanded) for the connection to
 // addr.
 func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
-	cmd := exec.Command("/bin/sh", "-c", "exec "+command)
+	cmd := exec.Command("/bin/sh", "-c", "exec "+strings.TrimPrefix(command, "exec "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proxyConn{cmd: cmd, addr: addr, stderr: &tailBuffer{max: 4096}, waited: make(chan struct{})}
 	cmd.Stderr = p.stderr

@@ -343,11 +343,11 @@ func checkReachable(ctx context.Context, c *checking) (string, error) {
 // checkLoginShell asks sshd's session for the user's login shell, which
 // runs every command xvmview sends.
 func checkLoginShell(ctx context.Context, c *checking) (string, error) {
-	var out strings.Builder
-	if err := c.client.Run(ctx, `printf '%s' "${SHELL-}"`, nil, &limitedWriter{w: &out, n: 4096}, io.Discard); err != nil {
+	var out headBuffer
+	if err := c.client.Run(ctx, `printf '%s' "${SHELL-}"`, nil, &out, io.Discard); err != nil {
 		return "", err
 	}
-	sh := guesttext.Line(strings.TrimSpace(out.String()))
+	sh := out.line()
 	if sh == "" {
 		return "unknown (sshd set no SHELL)", nil
 	}
@@ -387,8 +387,10 @@ func (c *checking) remoteProgram(ctx context.Context, prog, key string) (string,
 	if err != nil {
 		return "", err
 	}
-	var out strings.Builder
-	err = c.client.Run(ctx, cmd, nil, &limitedWriter{w: &out, n: 4096}, io.Discard)
+	// What the guest prints is capped and made one visible line
+	// (headBuffer.line): a newline in it could forge an "ok" line.
+	var out headBuffer
+	err = c.client.Run(ctx, cmd, nil, &out, io.Discard)
 	var ee *guest.ExitError
 	switch {
 	case errors.As(err, &ee) && key == "":
@@ -398,26 +400,5 @@ func (c *checking) remoteProgram(ctx context.Context, prog, key string) (string,
 	case err != nil:
 		return "", err
 	}
-	return programFacts(out.String()), nil
-}
-
-// programFacts is what `command -v` printed on the guest, as one line: the
-// guest's bytes could otherwise forge further check lines ("\nok   ...").
-func programFacts(out string) string { return guesttext.Line(strings.TrimSpace(out)) }
-
-// limitedWriter keeps the first n bytes written to it and drops the rest:
-// the guest decides how much it sends.
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if k := min(len(p), l.n); k > 0 {
-		if _, err := l.w.Write(p[:k]); err != nil {
-			return 0, err
-		}
-		l.n -= k
-	}
-	return len(p), nil
+	return out.line(), nil
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,8 +91,9 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestProgramFacts: what the guest printed for `command -v` stays on its
-// check's line, cannot paint the terminal and is capped.
+// TestProgramFacts: what the guest printed for `command -v` (read through
+// headBuffer) stays on its check's line, cannot paint the terminal and is
+// capped.
 func TestProgramFacts(t *testing.T) {
 	tests := []struct{ out, want string }{
 		{"/usr/bin/xauth\n", "/usr/bin/xauth"},
@@ -100,15 +102,19 @@ func TestProgramFacts(t *testing.T) {
 		{strings.Repeat("a", 10000) + "\n", ""}, // only the cap is checked
 	}
 	for _, tt := range tests {
-		got := programFacts(tt.out)
+		var h headBuffer
+		if _, err := io.WriteString(&h, tt.out); err != nil {
+			t.Fatal(err)
+		}
+		got := h.line()
 		if strings.ContainsAny(got, "\n\r\x1b\a") {
-			t.Errorf("programFacts(%q) = %q: a control passed", tt.out, got)
+			t.Errorf("what the guest printed (%q) = %q: a control passed", tt.out, got)
 		}
 		if tt.want != "" && got != tt.want {
-			t.Errorf("programFacts(%q) = %q, want %q", tt.out, got, tt.want)
+			t.Errorf("what the guest printed (%q) = %q, want %q", tt.out, got, tt.want)
 		}
 		if len(got) > guesttext.LineMax {
-			t.Errorf("programFacts of %d bytes is %d bytes long", len(tt.out), len(got))
+			t.Errorf("the line of %d bytes is %d bytes long", len(tt.out), len(got))
 		}
 	}
 }

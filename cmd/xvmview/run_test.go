@@ -13,7 +13,7 @@ func TestRunCLI(t *testing.T) {
 		{name: "unknown profile", args: []string{"run", "nosuch"}, wantCode: 1, wantErr: []string{"nosuch", "xvmview list"}},
 		{name: "broken profile", args: []string{"run", "broken"}, wantCode: 1, wantErr: []string{"broken.toml:2", "comand"}},
 		{name: "dry run local", args: []string{"run", "mine", "--dry-run", "--", "-update", "1"}, wantOut: []string{
-			"-displayfd 3", "-auth ", "-reset -terminate", "-name xvmview-mine", "DISPLAY=:N", "xclock -update 1"},
+			"-displayfd 3", "-auth ", "-reset -terminate 5", "-name xvmview-mine", "DISPLAY=:N", "xclock -update 1"},
 			notOut: []string{"-listen tcp"}},
 		{name: "dry run remote", args: []string{"run", "remote", "-n"}, wantOut: []string{"alice@web port 2222", "-nolisten tcp", "DISPLAY=localhost:D", "XAUTHORITY=$XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority", "nmerge -", "<redacted>"}},
 		{name: "no display", args: []string{"run", "mine"}, env: map[string]string{"DISPLAY": ""}, wantCode: 1, wantErr: []string{"DISPLAY is not set", "make demo"}},

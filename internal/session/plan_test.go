@@ -135,7 +135,7 @@ transport = "`+tc.transport+`"`)
 			}
 			out := b.String()
 			want := append([]string{
-				"-displayfd 3", "-auth /run/user/1/xvmview/SESSION/server.xauth", "-reset", "-terminate",
+				"-displayfd 3", "-auth /run/user/1/xvmview/SESSION/server.xauth", "-reset", "-terminate 5",
 				"-title '[web] firefox on web'", "-name xvmview-web",
 				"alice@10.1.0.2 port 2222",
 				"xauth -q -f $XDG_RUNTIME_DIR/xvmview.XXXXXXXXXX/Xauthority nmerge -", "<redacted>", "~/.Xauthority untouched",

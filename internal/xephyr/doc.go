@@ -11,9 +11,10 @@
 // launcher's connection only in memory. No argv, error or log line built here
 // contains it.
 //
-// Xephyr runs with -terminate: the first client that completes the X setup
-// and leaves while it is the only client ends the server. Start therefore
-// never connects to check readiness, and callers must hold a connection of
-// their own (Dial) before anything else connects, CheckRefusesCookieless
-// included.
+// Xephyr runs with -terminate TerminateDelay: TerminateDelay seconds after
+// its last client left, unless another connected meanwhile, the server
+// exits. A client that connects and leaves first (even one refused for
+// want of the cookie) starts that clock. Start therefore never connects to
+// check readiness, and callers must hold a connection of their own (Dial)
+// at once, before CheckRefusesCookieless.
 package xephyr

@@ -92,8 +92,18 @@ var refusedExtra = map[string]string{
 	"-parent":    "use Options.Parent",
 }
 
+// TerminateDelay is the delay, in seconds, that Xephyr's -terminate waits
+// after its last client left before it exits; a client that connects in
+// the meantime keeps it running. Without a delay, any client that connected
+// and left before the launcher's own connection ended the new server, even
+// one the server refused for want of the cookie: a stray or hostile local
+// client (measured on Xephyr 21.1.7: one cookieless xdpyinfo) could end
+// every session as it started. Teardown and a dead launcher (Pdeathsig) end
+// Xephyr without waiting for it.
+const TerminateDelay = 5
+
 // Args returns Xephyr's argv after the program name, exactly as Start passes
-// it: "-displayfd 3 -auth FILE -reset -terminate -extension XVideo", the
+// it: "-displayfd 3 -auth FILE -reset -terminate 5 -extension XVideo", the
 // listener choice, then the optional flags in a fixed order, then Extra. It
 // does no I/O. It returns an error naming the field when a value is invalid.
 func (o Options) Args() ([]string, error) {
@@ -103,9 +113,7 @@ func (o Options) Args() ([]string, error) {
 	if strings.HasPrefix(o.AuthFile, "-") {
 		return nil, fmt.Errorf("xephyr options: AuthFile %q must not start with \"-\"", o.AuthFile)
 	}
-	args := []string{"-displayfd", strconv.Itoa(displayFD), "-auth", o.AuthFile, "-reset", "-terminate", "-extension", disabledExtension}
-	// Always a flag right after -terminate: Xephyr takes a following argument
-	// that starts with a digit as the terminate delay.
+	args := []string{"-displayfd", strconv.Itoa(displayFD), "-auth", o.AuthFile, "-reset", "-terminate", strconv.Itoa(TerminateDelay), "-extension", disabledExtension}
 	if o.ListenTCP {
 		args = append(args, "-listen", "tcp")
 	} else {

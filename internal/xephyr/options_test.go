@@ -7,7 +7,7 @@ import (
 )
 
 func TestArgs(t *testing.T) {
-	base := []string{"-displayfd", "3", "-auth", "/run/x/auth", "-reset", "-terminate", "-extension", "XVideo"}
+	base := []string{"-displayfd", "3", "-auth", "/run/x/auth", "-reset", "-terminate", "5", "-extension", "XVideo"}
 	tests := []struct {
 		name string
 		o    Options

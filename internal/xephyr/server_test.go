@@ -254,3 +254,31 @@ func TestDialNoServer(t *testing.T) {
 		t.Fatalf("CheckRefusesCookieless on a missing display = %v, want a connect error", err)
 	}
 }
+
+// A client that connects and leaves before ours, even one refused for want
+// of the cookie, does not end the server: -terminate waits TerminateDelay
+// for another client, and ours comes. (Without the delay one cookieless
+// connection ended every fresh server; the e2e tests saw sessions fail with
+// "dial unix /tmp/.X11-unix/XN: no such file" when a stray client did that.)
+func TestTerminateSurvivesEarlyStranger(t *testing.T) {
+	host := startXvfb(t, "800x600x24", true)
+	s, cookie := startXephyr(t, host, Options{})
+	ctx := testCtx(t)
+	if err := CheckRefusesCookieless(ctx, s.Display); err != nil {
+		t.Fatalf("CheckRefusesCookieless: %v", err)
+	}
+	// Long enough for the server to have processed the strangers leaving
+	// (it exited within this when it had no delay).
+	time.Sleep(time.Second)
+	c, err := Dial(ctx, s.Display, cookie)
+	if err != nil {
+		t.Fatalf("Dial after refused strangers: %v (server exited: %v)", err, s.Err())
+	}
+	defer c.Close()
+	roundTrip(t, c)
+	select {
+	case <-s.Done():
+		t.Fatalf("Xephyr exited after strangers left before our client: %v", s.Err())
+	default:
+	}
+}

@@ -111,9 +111,12 @@ func New(c *xgb.Conn) (*Conn, error) {
 	return k, nil
 }
 
-// Close ends any offer (its owner goes with the connection) and closes the
-// connection.
-func (k *Conn) Close() {
+// Close ends any offer (its owner goes with the connection), closes the
+// connection and waits until the server has let it go, or until ctx ends:
+// a server that another client holds grabbed (any client of the nested
+// display may) answers nobody, and the connection then ends with the server
+// or the process. Close may be called more than once.
+func (k *Conn) Close(ctx context.Context) {
 	k.mu.Lock()
 	k.closing = true
 	if k.offer != nil {
@@ -122,7 +125,10 @@ func (k *Conn) Close() {
 	}
 	k.mu.Unlock()
 	k.c.Close()
-	<-k.done
+	select {
+	case <-k.done:
+	case <-ctx.Done():
+	}
 }
 
 func (k *Conn) loop() {

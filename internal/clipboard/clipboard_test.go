@@ -58,7 +58,7 @@ func (d *display) conn() *Conn {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	d.t.Cleanup(k.Close)
+	d.t.Cleanup(func() { k.Close(context.Background()) })
 	return k
 }
 
@@ -308,7 +308,7 @@ func TestOfferTimeoutAndClose(t *testing.T) {
 	if out, ok := d.xclip("", "-o", "-selection", "clipboard"); !ok || out != big {
 		t.Errorf("paste of %d bytes: %d bytes, %v", len(big), len(out), ok)
 	}
-	k.Close()
+	k.Close(ctx(t, 10*time.Second))
 	if out, ok := d.xclip("", "-o", "-selection", "clipboard"); ok {
 		t.Errorf("after Close the clipboard holds %q", out)
 	}
@@ -328,5 +328,34 @@ func TestToText(t *testing.T) {
 		if got := toText([]byte(tt.in), tt.latin1); got != tt.want {
 			t.Errorf("toText(%q, %v) = %q, want %q", tt.in, tt.latin1, got, tt.want)
 		}
+	}
+}
+
+// TestCloseUnderServerGrab: another client of the display holds the server
+// grabbed (any guest program on the nested display may) and the server
+// answers nobody else: Close returns when its ctx ends instead of waiting
+// for the grab to end, and the connection ends once the grab does.
+func TestCloseUnderServerGrab(t *testing.T) {
+	d := newDisplay(t)
+	k := d.conn()
+	g := d.dial()
+	defer g.Close()
+	if err := xproto.GrabServerChecked(g).Check(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { k.Close(ctx(t, 500*time.Millisecond)); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return while another client held the server grabbed")
+	}
+	if err := xproto.UngrabServerChecked(g).Check(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-k.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the connection did not end after the grab did")
 	}
 }

@@ -58,7 +58,7 @@ func (r *runner) startClipboard(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.push("host clipboard", func(context.Context) error { host.Close(); return nil })
+	r.push("host clipboard", func(ctx context.Context) error { host.Close(ctx); return nil })
 	nc, err := xephyr.Dial(ctx, r.srv.Display, r.cookie)
 	if err != nil {
 		return fmt.Errorf("clipboard: %w", err)
@@ -67,7 +67,7 @@ func (r *runner) startClipboard(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.push("nested clipboard", func(context.Context) error { nested.Close(); return nil })
+	r.push("nested clipboard", func(ctx context.Context) error { nested.Close(ctx); return nil })
 	r.clip = &clip{host: host, nested: nested, max: r.pl.Profile.ClipboardLimit()}
 	if r.frame != nil {
 		go r.clipKeys(r.frame.Keys(), r.frame.Done())

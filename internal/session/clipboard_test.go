@@ -17,7 +17,9 @@ import (
 	"github.com/jezek/xgb/xproto"
 	"github.com/jezek/xgb/xtest"
 
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/testguest"
+	"github.com/xvmview/xvmview/internal/xauth"
 )
 
 // The clipboard end to end: a real Xvfb as the host display, real Xephyr
@@ -300,6 +302,46 @@ func TestClipboardCrossesOnlyOnKeys(t *testing.T) {
 	<-w.done
 	if out, ok := w.xclip(false, "", "-o", "-selection", "clipboard"); ok {
 		t.Errorf("after the session the host's clipboard holds %q", out)
+	}
+}
+
+// TestTeardownUnderServerGrab: when the session ends, a client of the nested
+// display that the teardown does not end (a guest program that left the
+// app's process group, or any program on the guest with the cookie under
+// transport tcp) holds the server grabbed, so Xephyr answers nobody else.
+// The teardown still ends, Xephyr included.
+func TestTeardownUnderServerGrab(t *testing.T) {
+	w := newClipWorld(t)
+	s := w.state()
+	f, err := os.Open(filepath.Join(w.root, s.ID, "client.xauth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := xauth.Read(f)
+	f.Close()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("client.xauth: %v, %d entries", err, len(entries))
+	}
+	nc, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := xgb.NewConnNetWithCookieHex(nc, fmt.Sprintf("%x", entries[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := xproto.GrabServerChecked(g).Check(); err != nil {
+		t.Fatal(err)
+	}
+	w.cancel()
+	select {
+	case <-w.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the session's teardown did not end while a nested client held the server grabbed")
+	}
+	if procfs.Alive(s.XephyrPID) {
+		t.Errorf("Xephyr (PID %d) still runs after the session", s.XephyrPID)
 	}
 }
 

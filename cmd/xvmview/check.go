@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/desktop"
+	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -86,15 +87,19 @@ func newChecker(w io.Writer) *checker {
 	return &checker{w: w, marks: checkMarks[isTerminal(w)]}
 }
 
+// line prints one check. Facts, details and hint may quote bytes from the
+// other end (an error with a ProxyCommand's stderr, where ssh -W prints a
+// jump host's banner): each goes through guesttext, one line with no
+// terminal escapes, as every error xvmview prints does.
 func (k *checker) line(s session.Status, name, facts string, details []string, hint string) {
 	k.counts[s]++
-	fmt.Fprintf(k.w, "%-4s %s: %s\n", k.marks[s], name, facts)
+	fmt.Fprintf(k.w, "%-4s %s: %s\n", k.marks[s], name, guesttext.LineCap(facts, maxMessage))
 	for _, d := range details {
-		fmt.Fprintf(k.w, "       %s\n", d)
+		fmt.Fprintf(k.w, "       %s\n", guesttext.LineCap(d, maxMessage))
 	}
 	if hint != "" {
 		for _, line := range strings.Split(hint, "\n") {
-			fmt.Fprintf(k.w, "     hint: %s\n", line)
+			fmt.Fprintf(k.w, "     hint: %s\n", guesttext.LineCap(line, maxMessage))
 		}
 	}
 }

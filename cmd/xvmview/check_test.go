@@ -114,6 +114,31 @@ func TestCheckMarks(t *testing.T) {
 	}
 }
 
+// TestCheckLineGuestText: a check's error can quote bytes from the other
+// end (a ProxyCommand's stderr, where `ssh -W` prints a jump host's banner,
+// goes into "guest reachable"'s error raw): they are shown, not obeyed, and
+// cannot forge a line.
+func TestCheckLineGuestText(t *testing.T) {
+	var b bytes.Buffer
+	k := newChecker(&b)
+	evil := "\x1b]2;owned\x07\x1b[2J\nok   login: forged"
+	k.line(session.StatusFail, "guest reachable", "cannot reach guest at web:22: ProxyCommand exited: "+evil,
+		[]string{"detail " + evil}, "hint "+evil)
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("a control byte from the guest reached the output:\n%q", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "FAIL guest reachable: ") {
+		t.Fatalf("want a result, a detail and a hint:\n%s", out)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "     ") {
+			t.Errorf("the guest forged a check line %q:\n%s", l, out)
+		}
+	}
+}
+
 // TestCheckFailedCleanup: a stale session whose cleanup failed for good is
 // reported by check once, first, with what failed made visible and a hint
 // naming it; one still being retried is not.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // TestWatchdogWithoutProc runs Start's guest-side wrapper where /proc is
@@ -17,10 +19,7 @@ import (
 func TestWatchdogWithoutProc(t *testing.T) {
 	unshare, err := exec.LookPath("unshare")
 	if err != nil || os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs root and unshare (util-linux): %v", err)
-		}
-		t.Skip("needs root and unshare")
+		testguest.Missing(t, "root and unshare", "run as root with util-linux installed")
 	}
 	cmd, err := StartCommand(ProcSpec{Argv: []string{"sh", "-c", "echo out; exit 4"}}, newMark())
 	if err != nil {

@@ -40,10 +40,13 @@ import (
 //     of the hostile one.
 //
 // The rows' specifics (what each hostile output looks like made visible, how
-// a stale record is retried and reported) are in TestHostileOutputEscapes,
-// TestHostileOutputXauth, TestHostileStaleCleanup and TestRunPixmapBomb.
+// a stale record is retried and reported, SIGTERM and stop during a grab,
+// how many flooding connections the launcher closes) are in
+// TestHostileOutputEscapes, TestHostileOutputXauth, TestHostileStaleCleanup,
+// TestRunPixmapBomb, TestRunSignalsDuringGrab and TestRunHostileFlood.
 
 const (
+	hostileConns       = 250 // the connection flood's X connections
 	hostileRSSBound    = 64 << 20
 	hostileSignalBound = 2 * time.Second
 )
@@ -78,6 +81,18 @@ func TestHostileGuest(t *testing.T) {
 	requireTools(t, "Xephyr", "Xvfb", "xauth", "twm", "xlogo")
 	bin, xhostile := hostileBuild(t)
 	rows := []hostileRow{
+		{
+			name: "escape floods",
+			setup: func(t *testing.T, w *world, _ string) {
+				w.guestFile(t, "flood.sh", escapeFlood+`gen; gen >&2; touch "$HOME/flooded"; while :; do sleep 0.1; done`)
+				w.profile("hostile", fmt.Sprintf(`host = "e2eguest"
+command = ["sh", %q]
+window_manager = ["sh", "-c", %q]
+screen = "640x480"
+`, w.g.Home+"/flood.sh", escapeFlood+`gen; gen >&2; exec twm`))
+			},
+			ready: waitGuestFiles("flooded"),
+		},
 		{
 			name:       "failing keeper",
 			world:      hostileXauthGuest,
@@ -150,6 +165,42 @@ xephyr_memory = "128M"
 				}
 			},
 		},
+		{
+			name: "grabbing window manager",
+			setup: func(t *testing.T, w *world, x string) {
+				w.profile("hostile", fmt.Sprintf(`host = "e2eguest"
+command = ["xlogo", "-geometry", "+10+10"]
+window_manager = [%q, "grab"]
+screen = "640x480"
+`, x))
+			},
+			ready: waitGuestFiles("grabbed"),
+		},
+		{
+			name: "connection flood behind a grab",
+			setup: func(t *testing.T, w *world, x string) {
+				w.profile("hostile", fmt.Sprintf(`host = "e2eguest"
+command = [%q, "flood", "%d"]
+screen = "640x480"
+max_x_connections = %d
+`, x, hostileConns, hostileConns))
+			},
+			ready: func(t *testing.T, w *world, l *launcher) {
+				waitGuestFiles("flood")(t, w, l)
+				b, err := w.g.ReadHomeFile("flood")
+				must(t, err)
+				if want := fmt.Sprintf("streams %d\n", hostileConns-1); string(b) != want {
+					t.Errorf("the guest's flood: %q, want %q", b, want)
+				}
+				// Until the launcher has closed the streams the grabbed
+				// server does not read: then it holds all it will.
+				for deadline := time.Now().Add(60 * time.Second); !strings.Contains(l.stderr.String(), "did not read"); time.Sleep(100 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("no notice of closed connections 60 s into the flood; stderr:\n%s", l.stderr.String())
+					}
+				}
+			},
+		},
 	}
 	var mu sync.Mutex
 	var measured []hostileMeasure
@@ -167,6 +218,19 @@ xephyr_memory = "128M"
 	}
 	t.Logf("hostile guests, as measured:%s", b.String())
 }
+
+// escapeFlood defines gen, which prints 64 times the escapes of issue 9
+// (title, colour, cursor query, 8-bit and C1 CSI, CR, BS, NUL, DEL) and
+// 16 KiB of random bytes: about 1 MiB of everything.
+const escapeFlood = `gen() {
+	i=0
+	while [ $i -lt 64 ]; do
+		printf '\033]2;HOSTILE\007\033[31mRED\033[6n\233[1m\302\233[1m\r\t\b\000\001\177\n'
+		head -c 16384 /dev/urandom
+		i=$((i + 1))
+	done
+}
+`
 
 // hostileXauthProfile writes the profile "hostile" for a guest of
 // hostileXauthGuest, and makes its keeper's xauth fail.
@@ -201,6 +265,14 @@ func seedStaleRecord(t *testing.T, w *world, id string) {
 func xauthWild17(t *testing.T) string {
 	c := xauthCookie(t)
 	return fmt.Sprintf("ffff 0000 0002 3137 0012 %x 0010 %s\n", "MIT-MAGIC-COOKIE-1", c.Hex())
+}
+
+// guestFile writes the guest user's ~/rel.
+func (w *world) guestFile(t *testing.T, rel, content string) {
+	t.Helper()
+	if out, err := w.guestRun(`cat > "$HOME/`+rel+`"`, content); err != nil {
+		t.Fatalf("write ~/%s on the guest: %v: %s", rel, err, out)
+	}
 }
 
 // guestDo runs a shell snippet on the guest, failing the test if it fails.

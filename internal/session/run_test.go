@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
 
 	"github.com/xvmview/xvmview/internal/testguest"
 )
@@ -21,6 +25,7 @@ import (
 // localRun is one Run of a local profile in the background.
 type localRun struct {
 	t      *testing.T
+	x      *testguest.Xvfb // the host display
 	root   string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -45,7 +50,7 @@ func startLocalRun(t *testing.T, command string) *localRun {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &localRun{t: t, root: root, cancel: cancel, done: make(chan struct{}), started: make(chan struct{})}
+	r := &localRun{t: t, x: x, root: root, cancel: cancel, done: make(chan struct{}), started: make(chan struct{})}
 	o := Options{Progress: func(phase string, _ time.Duration) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -139,6 +144,55 @@ func TestRunLocalEnds(t *testing.T) {
 			t.Errorf("Run = %+v, %v; want EndCanceled", res, err)
 		}
 		r.checkCleanedUp(s)
+	})
+	t.Run("frame closed by the user", func(t *testing.T) {
+		r := startLocalRun(t, "exec sleep 60")
+		s := r.waitStarted()
+		// The window manager's close button: WM_DELETE_WINDOW to the frame.
+		var frame uint32
+		r.mu.Lock()
+		for _, p := range r.phases {
+			if _, err := fmt.Sscanf(p, "window frame 0x%x drawn", &frame); err == nil {
+				break
+			}
+		}
+		r.mu.Unlock()
+		if frame == 0 {
+			t.Fatalf("no frame in the phases %q", r.phases)
+		}
+		nc, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", r.x.Num))
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, err := xgb.NewConnNetWithCookieHex(nc, strings.Repeat("00", 16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer host.Close()
+		protocols, err1 := xproto.InternAtom(host, false, 12, "WM_PROTOCOLS").Reply()
+		del, err2 := xproto.InternAtom(host, false, 16, "WM_DELETE_WINDOW").Reply()
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		ev := xproto.ClientMessageEvent{Format: 32, Window: xproto.Window(frame), Type: protocols.Atom,
+			Data: xproto.ClientMessageDataUnionData32New([]uint32{uint32(del.Atom), 0, 0, 0, 0})}
+		if err := xproto.SendEventChecked(host, false, xproto.Window(frame), 0, string(ev.Bytes())).Check(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.wait()
+		if err != nil || res.End != EndXephyr {
+			t.Errorf("Run = %+v, %v; want EndXephyr", res, err)
+		}
+		r.checkCleanedUp(s)
+		// The frame's connection closes in the background.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := xproto.GetWindowAttributes(host, xproto.Window(frame)).Reply(); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the frame 0x%x is still on the host display 10 s after the session", frame)
+			}
+		}
 	})
 	t.Run("setup fails", func(t *testing.T) {
 		// An app that is not installed: the launch fails after Xephyr has

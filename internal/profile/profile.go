@@ -98,6 +98,7 @@ type Profile struct {
 	ClipboardOff                    bool // clipboard = false: no clipboard keys, no clip push/pull
 	CopyKey, PasteKey               Key  // zero = DefaultCopyKey, DefaultPasteKey (ClipboardKeys)
 	ClipboardMax                    int  // bytes; 0 = DefaultClipboardMax (ClipboardLimit)
+	VM                              VM   // the libvirt domain behind the guest (vm.go); zero = none
 }
 
 // Local reports whether the profile runs on this machine rather than in a
@@ -139,6 +140,11 @@ type file struct {
 	CopyKey      string `toml:"clipboard_copy_key"`
 	PasteKey     string `toml:"clipboard_paste_key"`
 	ClipboardMax int64  `toml:"clipboard_max_bytes"`
+
+	VM             string `toml:"vm"`
+	VMURI          string `toml:"vm_uri"`
+	ShutdownOnExit any    `toml:"shutdown_on_exit"` // true, false or "always"
+	BootTimeout    int64  `toml:"boot_timeout"`
 }
 
 // keyTypes names every key of a profile file and what its value must be.
@@ -176,6 +182,11 @@ var keyTypes = map[string]string{
 	"clipboard_copy_key":  `a string, e.g. "ctrl+shift+c"`,
 	"clipboard_paste_key": `a string, e.g. "ctrl+shift+v"`,
 	"clipboard_max_bytes": "an integer, e.g. 262144",
+
+	"vm":               `a string, the libvirt domain name, e.g. "web-domu"`,
+	"vm_uri":           `a string, e.g. "qemu:///system" or "xen:///system"`,
+	"shutdown_on_exit": `true, false or "always"`,
+	"boot_timeout":     "an integer: seconds, e.g. 120",
 }
 
 // Error is a problem with one profile: a syntax error, an unknown key, a value
@@ -509,6 +520,7 @@ func (c *checker) check(name, source string, f file) Profile {
 		p.XephyrMemory = n
 	}
 	c.checkWindow(&p, f)
+	c.checkVM(&p, f)
 	return p
 }
 

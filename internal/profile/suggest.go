@@ -38,6 +38,19 @@ var aliases = map[string]string{
 	"xkb_model":   "keyboard_model",
 	"xkb_options": "keyboard_options",
 	"xkb_rules":   "keyboard_rules",
+
+	"domain":          "vm",
+	"libvirt_domain":  "vm",
+	"domu":            "vm",
+	"uri":             "vm_uri",
+	"libvirt_uri":     "vm_uri",
+	"connect":         "vm_uri",
+	"shutdown":        "shutdown_on_exit",
+	"stop_on_exit":    "shutdown_on_exit",
+	"boot_wait":       "boot_timeout",
+	"vm_boot_timeout": "boot_timeout",
+	"vm_shutdown":     "shutdown_on_exit",
+	"startup_timeout": "boot_timeout",
 }
 
 // suggest returns the profile key that an unknown key probably meant, or "".

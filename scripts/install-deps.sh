@@ -13,6 +13,9 @@ pkgs+=(netcat-openbsd)
 pkgs+=(xclip)
 # dbus-daemon: a private session bus for the desktop notification tests
 pkgs+=(dbus-daemon)
+# the VM tests: libvirtd running a QEMU (TCG) domain booted with this machine's kernel from a
+# Debian root file system that mmdebstrap builds (internal/testvm; .ci/run starts libvirtd)
+pkgs+=(libvirt-daemon-system qemu-system-x86 mmdebstrap linux-image-amd64 e2fsprogs kmod)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -167,7 +167,7 @@ func hintFor(err error, profileName, display string) string {
 	case errors.As(err, &fc):
 		return failedCleanupHint(fc.Session.ID)
 	}
-	return ""
+	return vmHint(err)
 }
 
 // hostDisplayHint is what to do when Xephyr cannot open the host display.

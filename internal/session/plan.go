@@ -59,6 +59,7 @@ type Plan struct {
 	Timeouts      Timeouts
 	Fidelity      Fidelity      // where the screen, DPI and keyboard come from (fidelity.go)
 	Frame         frame.Options // the trust frame around the window (frame.go)
+	VM            *VM           // the libvirt domain behind the guest (vm.go); nil = none
 }
 
 // NewPlan builds the plan for running profile p with extra arguments appended
@@ -88,6 +89,7 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 		t := *f.Guest
 		pl.Guest = &t
 		pl.Transport = p.Transport
+		pl.VM = vmPlan(p)
 		if p.Transport == profile.TransportTCP {
 			x.ListenTCP = true // the guest dials us
 			pl.DisplayHost = p.DisplayHost
@@ -199,6 +201,7 @@ func (pl Plan) Describe(w io.Writer) error {
 	g := pl.Guest
 	fmt.Fprintf(w, "guest:    %s@%s port %d (ssh_config host %q), host key checked against %s\n",
 		g.User, g.HostName, g.Port, g.Alias, strings.Join(g.KnownHostsFiles, ", "))
+	pl.VM.describe(w)
 	var display string
 	if pl.Transport == profile.TransportTCP {
 		dh := pl.DisplayHost

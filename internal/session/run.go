@@ -317,6 +317,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	r.state = State{ID: dir.ID, Profile: pl.Profile.Name, LauncherPID: os.Getpid(), LauncherTime: self.StartTicks, Started: time.Now(), Display: -1}
 	r.saveState()
 	r.phase("runtime directory " + dir.Path)
+	if pl.VM != nil {
+		if err := r.vmUp(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 
 	if r.cookie, err = xauth.NewCookie(); err != nil {
 		return Result{}, err

@@ -119,6 +119,7 @@ type State struct {
 	// (at most MaxCleanupTries) and why the last one failed (made visible).
 	CleanupTries int    `json:"cleanup_tries,omitempty"`
 	CleanupError string `json:"cleanup_error,omitempty"`
+	VM           *VMUse `json:"vm,omitempty"` // the libvirt domain it uses (vm.go)
 }
 
 const stateName = "state.json"

@@ -1,0 +1,106 @@
+package vm_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xvmview/xvmview/internal/testvm"
+	"github.com/xvmview/xvmview/internal/vm"
+)
+
+// TestRealDomain drives a real libvirt QEMU domain through its life: off,
+// started, its sshd waited for, paused and resumed, shut down by the ACPI
+// button; and the errors for an unknown domain and a boot that times out.
+func TestRealDomain(t *testing.T) {
+	tv := testvm.Start(t, testvm.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := vm.Connect(ctx, testvm.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	t.Run("unknown domain", func(t *testing.T) {
+		_, err := c.State(ctx, "no-such-domain-xvmtest")
+		var ue *vm.UnknownDomainError
+		if !errors.As(err, &ue) {
+			t.Fatalf("State of an unknown domain: %v, want *UnknownDomainError", err)
+		}
+		if !strings.Contains(strings.Join(ue.Known, " "), tv.Domain) {
+			t.Errorf("the error does not list the domains there are (%s): %q", tv.Domain, ue.Known)
+		}
+	})
+
+	if st, err := c.State(ctx, tv.Domain); err != nil || st != vm.ShutOff {
+		t.Fatalf("new test domain: state %v, %v; want shut off", st, err)
+	}
+
+	t.Run("boot timeout", func(t *testing.T) {
+		before, action, err := c.Up(ctx, tv.Domain)
+		if err != nil || before != vm.ShutOff || action != vm.Started {
+			t.Fatalf("Up: %v %v %v; want shut off, started", before, action, err)
+		}
+		err = c.WaitSSH(ctx, tv.Domain, tv.Addr, vm.SSHBanner(tv.Addr), time.Second, nil)
+		var be *vm.BootTimeoutError
+		if !errors.As(err, &be) || be.Timeout != time.Second || be.Addr != tv.Addr {
+			t.Fatalf("WaitSSH with 1 s: %v, want *BootTimeoutError", err)
+		}
+		if err := tv.Destroy(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("start, wait, pause, resume, shut down", func(t *testing.T) {
+		before, action, err := c.Up(ctx, tv.Domain)
+		if err != nil || before != vm.ShutOff || action != vm.Started {
+			t.Fatalf("Up: %v %v %v; want shut off, started", before, action, err)
+		}
+		start := time.Now()
+		var said string
+		if err := c.WaitSSH(ctx, tv.Domain, tv.Addr, vm.SSHBanner(tv.Addr), 5*time.Minute, func(s string) { said = s }); err != nil {
+			t.Fatalf("WaitSSH: %v", err)
+		}
+		t.Logf("sshd answered %.1fs after the start", time.Since(start).Seconds())
+		if !strings.Contains(said, tv.Addr) {
+			t.Errorf("WaitSSH said %q, not naming %s", said, tv.Addr)
+		}
+		if before, action, err := c.Up(ctx, tv.Domain); err != nil || before != vm.Running || action != vm.None {
+			t.Fatalf("Up of a running domain: %v %v %v", before, action, err)
+		}
+		if err := tv.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+		if before, action, err := c.Up(ctx, tv.Domain); err != nil || before != vm.Paused || action != vm.Resumed {
+			t.Fatalf("Up of a paused domain: %v %v %v; want paused, resumed", before, action, err)
+		}
+		if st, err := c.State(ctx, tv.Domain); err != nil || st != vm.Running {
+			t.Fatalf("after resume: %v %v", st, err)
+		}
+		start = time.Now()
+		forced, err := c.Stop(ctx, tv.Domain, 2*time.Minute)
+		if err != nil || forced {
+			t.Fatalf("Stop: forced %v, %v; want a clean ACPI shutdown", forced, err)
+		}
+		t.Logf("ACPI shutdown took %.1fs", time.Since(start).Seconds())
+		if st, err := c.State(ctx, tv.Domain); err != nil || st != vm.ShutOff {
+			t.Fatalf("after Stop: %v %v", st, err)
+		}
+		if forced, err := c.Stop(ctx, tv.Domain, time.Second); err != nil || forced {
+			t.Fatalf("Stop of a shut off domain: %v %v", forced, err)
+		}
+	})
+}
+
+// TestConnectErrors: a socket where no daemon listens.
+func TestConnectErrors(t *testing.T) {
+	ctx := context.Background()
+	_, err := vm.Connect(ctx, "qemu:///system?socket="+t.TempDir()+"/none")
+	var nd *vm.NoDaemonError
+	if !errors.As(err, &nd) {
+		t.Fatalf("Connect to a missing socket: %v, want *NoDaemonError", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/jezek/xgb"
 
 	"github.com/xvmview/xvmview/internal/testguest"
+	"github.com/xvmview/xvmview/internal/testvm"
 )
 
 // target is the ratio of medians xvmview/script the launcher aims for.
@@ -38,6 +39,7 @@ type config struct {
 	poll       time.Duration
 	transports []string // xvmview profile transports to measure; "" = the profile default
 	showScript bool
+	vmRuns     int // > 0: also measure with a real VM (vm.go)
 }
 
 // launcher is one way of starting the app on the nested display.
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.poll, "poll", 5*time.Millisecond, "how often to look for the app's window")
 	transports := fs.String("transports", "tcp,ssh", "xvmview transports to measure, comma-separated: tcp (as the script), ssh, default (the profile default)")
 	fs.BoolVar(&cfg.showScript, "show-script", false, "print the generated baseline script (as run for display :40) before measuring")
+	fs.IntVar(&cfg.vmRuns, "vm", 0, "also measure with a libvirt test VM (internal/testvm): the ssh profile naming the running VM, and this many launches with the VM off next to its boot time")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -164,6 +167,27 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		if err != nil {
 			return err
 		}
+		ls = append(ls, v)
+	}
+	vmAt := -1 // the launcher whose profile names the running VM
+	var tv *testvm.VM
+	if cfg.vmRuns > 0 {
+		vctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+		tv, err = newTestVM(vctx, stderr)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the test VM: %w", err)
+		}
+		defer func() {
+			if cerr := tv.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}()
+		v, err := vmLauncher(cfg, g, x, work, tv)
+		if err != nil {
+			return err
+		}
+		vmAt = len(ls)
 		ls = append(ls, v)
 	}
 	times := make([][]time.Duration, len(ls))
@@ -270,6 +294,13 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		}
 		fmt.Fprintf(stdout, "ratio %s/script: %.3fx (target <= %.2fx: %s)\n", ls[i].name(), ratio, target, verdict)
 	}
+	if vmAt > 0 {
+		for i, l := range ls {
+			if l.name() == "xvmview (ssh)" && meds[i] > 0 && meds[vmAt] > 0 {
+				vmVerdict(stdout, meds[vmAt], meds[i])
+			}
+		}
+	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "memory of the launcher's own host processes at the first window (Xephyr left out; median):")
 	fmt.Fprintf(stdout, "%-18s %5s  %8s  %8s\n", "launcher", "procs", "RSS", "PSS")
@@ -296,6 +327,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 	for i, l := range ls {
 		if retried[i] > 0 {
 			fmt.Fprintf(stdout, "%s: %d failed attempt(s), retried (see above)\n", l.name(), retried[i])
+		}
+	}
+	if tv != nil {
+		if err := vmOff(ctx, cfg, g, x, work, tv, cfg.vmRuns, stdout, stderr); err != nil {
+			problems = append(problems, fmt.Errorf("with the VM off: %w", err))
 		}
 	}
 	for _, p := range problems {

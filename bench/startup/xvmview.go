@@ -27,6 +27,7 @@ type xvmview struct {
 	g         *testguest.Guest
 	x         *testguest.Xvfb
 	transport string
+	label     string // name() when set
 	home      string
 	config    string
 	runtime   string
@@ -34,7 +35,21 @@ type xvmview struct {
 }
 
 func newXvmview(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transport string) (*xvmview, error) {
-	v := &xvmview{cfg: cfg, g: g, x: x, transport: transport,
+	return newXvmviewWith(cfg, g, x, dir, transport, xvmviewSetup{})
+}
+
+// xvmviewSetup varies the bench's xvmview launcher: another guest (an
+// ssh_config stanza for the alias "bench-guest"), more profile lines, no
+// window manager, another name.
+type xvmviewSetup struct {
+	stanza string // "" = the test guest's
+	extra  string // profile lines appended
+	noWM   bool
+	label  string
+}
+
+func newXvmviewWith(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transport string, su xvmviewSetup) (*xvmview, error) {
+	v := &xvmview{cfg: cfg, g: g, x: x, transport: transport, label: su.label,
 		home: filepath.Join(dir, "home"), config: filepath.Join(dir, "config"),
 		runtime: filepath.Join(dir, "run"), state: filepath.Join(dir, "state")}
 	for _, d := range []string{dir, v.home, filepath.Join(v.home, ".ssh"), v.runtime, v.state,
@@ -47,7 +62,11 @@ func newXvmview(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transpor
 		}
 	}
 	alias := "bench-guest"
-	if err := os.WriteFile(filepath.Join(v.home, ".ssh", "config"), []byte(g.HostStanza(alias, g.KnownHosts)), 0o600); err != nil {
+	stanza := su.stanza
+	if stanza == "" {
+		stanza = g.HostStanza(alias, g.KnownHosts)
+	}
+	if err := os.WriteFile(filepath.Join(v.home, ".ssh", "config"), []byte(stanza), 0o600); err != nil {
 		return nil, fmt.Errorf("write xvmview's ssh config: %w", err)
 	}
 	var cmd []string
@@ -57,9 +76,12 @@ func newXvmview(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transpor
 	prof := fmt.Sprintf(`description = "startup bench"
 host = %q
 command = [%s]
-window_manager = ["twm"]
 screen = "1280x1024"
 `, alias, strings.Join(cmd, ", "))
+	if !su.noWM {
+		prof += "window_manager = [\"twm\"]\n"
+	}
+	prof += su.extra
 	if transport != "" {
 		prof += fmt.Sprintf("transport = %q\n", transport)
 	}
@@ -70,6 +92,9 @@ screen = "1280x1024"
 }
 
 func (v *xvmview) name() string {
+	if v.label != "" {
+		return v.label
+	}
 	if v.transport == "" {
 		return "xvmview"
 	}

@@ -20,6 +20,8 @@ func vmHint(err error) string {
 		st *session.VMStateError
 		bt *session.VMBootTimeoutError
 		sp *session.VMStoppedError
+		nv *session.NoVMError
+		iu *session.VMInUseError
 	)
 	switch {
 	case errors.As(err, &nd):
@@ -38,6 +40,10 @@ func vmHint(err error) string {
 		return fmt.Sprintf("look at it with `virsh -c %s dominfo %s`; after `virsh destroy` xvmview starts it again", st.URI, st.Domain)
 	case errors.As(err, &bt):
 		return fmt.Sprintf("a slow VM needs a longer boot_timeout in the profile (seconds); else check on its console (virsh console %s) that sshd starts and that the profile's host and port reach it", bt.Domain)
+	case errors.As(err, &nv):
+		return `add vm = "DOMAIN" (the libvirt domain behind the guest) to the profile`
+	case errors.As(err, &iu):
+		return "end those sessions first ('xvmview stop ID'; 'xvmview ps' lists them): a session's end shuts the VM down by itself when its profile says shutdown_on_exit"
 	case errors.As(err, &sp):
 		return fmt.Sprintf("its console (virsh console %s) or the hypervisor's log under /var/log/libvirt/ tells why", sp.Domain)
 	}

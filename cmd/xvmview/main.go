@@ -141,6 +141,7 @@ command line, and everything is removed when the app exits.`,
 	root.AddCommand(c.runCommand(), c.listCommand(), c.versionCommand())
 	root.AddCommand(c.checkCommand(), c.trustCommand(), c.psCommand(), c.stopCommand())
 	root.AddCommand(c.desktopCommand(), c.manCommand(), c.clipCommand())
+	root.AddCommand(c.vmCommand())
 	return root
 }
 

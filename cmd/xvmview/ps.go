@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -17,16 +18,17 @@ func (c *cli) psCommand() *cobra.Command {
 		Use:   "ps",
 		Short: "List the running sessions",
 		Long: `Ps lists the sessions whose launcher is running: their ID, profile, nested
-display, guest, the launcher's PID and how long they have run. Sessions whose launcher
+display, guest, the launcher's PID and how long they have run; when a session's profile
+names a VM, its libvirt domain and the domain's state now. Sessions whose launcher
 died are not listed; a note on stderr counts them (every 'xvmview run' cleans up after
 them in the background, up to 3 tries each). A session whose cleanup failed 3 times is
 reported on stderr with what failed: fix the guest, then 'xvmview stop ID' retries it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return c.ps() },
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.ps(cmd.Context()) },
 	}
 }
 
-func (c *cli) ps() error {
+func (c *cli) ps(ctx context.Context) error {
 	root := session.RuntimeRoot(xdg.RuntimeDir)
 	live, stale, err := session.Live(root)
 	if err != nil {
@@ -53,15 +55,29 @@ func (c *cli) ps() error {
 		c.noticef("no sessions running")
 		return nil
 	}
+	// The VM column only when a session has a VM: its state is asked of
+	// libvirt now.
+	vms := session.VMStates(ctx, live)
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPROFILE\tDISPLAY\tGUEST\tPID\tUPTIME")
+	if len(vms) > 0 {
+		fmt.Fprintln(tw, "ID\tPROFILE\tDISPLAY\tGUEST\tPID\tUPTIME\tVM")
+	} else {
+		fmt.Fprintln(tw, "ID\tPROFILE\tDISPLAY\tGUEST\tPID\tUPTIME")
+	}
 	now := time.Now()
 	for _, s := range live {
 		display := "-" // Xephyr is starting
 		if s.Display >= 0 {
 			display = ":" + strconv.Itoa(s.Display)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Profile, display, guestOf(s), s.LauncherPID, uptime(now.Sub(s.Started)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", s.ID, s.Profile, display, guestOf(s), s.LauncherPID, uptime(now.Sub(s.Started)))
+		switch {
+		case s.VM != nil:
+			fmt.Fprintf(tw, "\t%s (%s)", s.VM.Domain, vms[s.VM.Key()])
+		case len(vms) > 0:
+			fmt.Fprint(tw, "\t-")
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -98,3 +98,25 @@ func TestUptime(t *testing.T) {
 		}
 	}
 }
+
+// TestPsVM: a session with a VM adds the VM column, with the state libvirt
+// gives (here none: no daemon on the profile's socket).
+func TestPsVM(t *testing.T) {
+	_, root := everydayHome(t)
+	me := os.Getpid()
+	ticks := startTicks(t, me)
+	uri := "qemu:///system?socket=" + filepath.Join(t.TempDir(), "none")
+	writeState(t, root, session.State{ID: "aaaa00000001", Profile: "web", LauncherPID: me, LauncherTime: ticks,
+		Started: time.Now(), Display: 7, Guest: &guest.Target{HostName: "10.0.0.2", Port: 22, User: "alice"},
+		VM: &session.VMUse{URI: uri, Domain: "web-domu", Started: true, Ready: true}})
+	writeState(t, root, session.State{ID: "aaaa00000002", Profile: "demo", LauncherPID: me, LauncherTime: ticks, Started: time.Now(), Display: 8})
+	code, out, errOut := runCLI(t, "ps")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "UPTIME  VM") ||
+		!strings.HasSuffix(lines[1], "web-domu (unknown (no libvirt daemon))") || !strings.HasSuffix(lines[2], " -") {
+		t.Errorf("ps:\n%s", out)
+	}
+}

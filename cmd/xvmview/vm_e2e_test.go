@@ -72,8 +72,32 @@ command = ["sh", "-c", %q, "sh"]
 		if st, err := tv.State(); err != nil || st != libvirt.DomainRunning {
 			t.Errorf("domain state %d, %v; want running", st, err)
 		}
-		must(t, tv.Destroy())
-		must(t, tv.WaitState(libvirt.DomainShutoff, 30*time.Second))
+		// By hand, with a grace too short for the booting guest.
+		code, _, stderr = w.runStdin("", "vm", "stop", "vmslow", "--grace", "1s")
+		if code != 0 || !strings.Contains(stderr, "did not power off within 1s: forced off") {
+			t.Errorf("vm stop: exit %d, stderr:\n%s", code, stderr)
+		}
+		if st, err := tv.State(); err != nil || st != libvirt.DomainShutoff {
+			t.Errorf("after vm stop: domain state %d, %v; want shut off", st, err)
+			must(t, tv.Destroy())
+		}
+	})
+
+	t.Run("check with the VM off", func(t *testing.T) {
+		code, out, _ := w.runStdin("", "check", "vmapp")
+		for _, want := range []string{
+			"ok   libvirt: qemu:///system answers at /run/libvirt/libvirt-sock",
+			"ok   VM: domain " + tv.Domain + " is shut off ('xvmview run' starts it)",
+			"skip guest reachable: domain " + tv.Domain + " is shut off",
+			"skip login: domain " + tv.Domain + " is shut off",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("check output lacks %q:\n%s", want, out)
+			}
+		}
+		if code != 0 {
+			t.Errorf("check: exit %d, want 0 (nothing failed):\n%s", code, out)
+		}
 	})
 	if t.Failed() {
 		return
@@ -105,6 +129,28 @@ command = ["sh", "-c", %q, "sh"]
 		t.Errorf("second launcher does not say it resumed the domain:\n%s", b.stderr.String())
 	}
 
+	t.Run("ps shows the sessions' VM", func(t *testing.T) {
+		code, out, _ := w.runStdin("", "ps")
+		if code != 0 || strings.Count(out, tv.Domain+" (running)") != 2 || !strings.Contains(out, "VM") {
+			t.Errorf("ps: exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("vm stop refuses while sessions use the VM", func(t *testing.T) {
+		code, _, stderr := w.runStdin("", "vm", "stop", "vmapp")
+		if code != 1 || !strings.Contains(stderr, "is in use by 2 running session(s)") || !strings.Contains(stderr, sa.ID) {
+			t.Errorf("vm stop: exit %d, stderr:\n%s", code, stderr)
+		}
+		if st, err := tv.State(); err != nil || st != libvirt.DomainRunning {
+			t.Errorf("domain state %d, %v; want running", st, err)
+		}
+	})
+	t.Run("check with the VM running", func(t *testing.T) {
+		code, out, _ := w.runStdin("", "check", "vmapp")
+		if code != 0 || !strings.Contains(out, "ok   VM: domain "+tv.Domain+" is running") || !strings.Contains(out, "ok   login:") {
+			t.Errorf("check: exit %d:\n%s", code, out)
+		}
+	})
+
 	// The first session ends: the VM runs on for the second.
 	w.vmGuestRun(tv, "touch /tmp/stop-a")
 	if code := a.wait(t); code != 3 {
@@ -127,6 +173,10 @@ command = ["sh", "-c", %q, "sh"]
 	}
 	if !strings.Contains(b.stderr.String(), "shutting down domain "+tv.Domain) {
 		t.Errorf("the last session does not say it shut the VM down:\n%s", b.stderr.String())
+	}
+	code, _, stderr := w.runStdin("", "vm", "stop", "vmapp")
+	if code != 0 || !strings.Contains(stderr, "was shut off already") {
+		t.Errorf("vm stop of a shut off VM: exit %d, stderr:\n%s", code, stderr)
 	}
 	w.checkGone(sa)
 	w.checkGone(sb)

@@ -14,6 +14,7 @@ import (
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/vm"
 	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
@@ -101,6 +102,8 @@ type checking struct {
 	key     ssh.PublicKey
 	client  *guest.Client
 	details []string // the running check's Details
+	vm      *vm.Conn // the libvirt connection of a profile with a VM
+	vmDown  string   // why the guest cannot answer now: its VM is not running
 }
 
 // skipBecause fails a check and says why the checks that need it are
@@ -130,6 +133,8 @@ var checks = []check{
 		}},
 	{name: "ssh settings", applies: remote, needs: "profile", run: checkSSHSettings, unmet: "the guest's address is unknown"},
 	{name: "keys", applies: remote, needs: "ssh settings", run: checkKeys},
+	{name: "libvirt", applies: hasVM, needs: "profile", run: checkLibvirt, unmet: "libvirt did not answer"},
+	{name: "VM", applies: hasVM, needs: "libvirt", run: checkVMDomain, unmet: "the VM's domain is not there"},
 	{name: "guest reachable", applies: remote, needs: "ssh settings", run: checkReachable, unmet: "the guest did not answer", asks: true},
 	{name: "host key", applies: remote, needs: "guest reachable", run: checkHostKey, unmet: "the host key is not trusted"},
 	{name: "login", applies: remote, needs: "host key", run: checkLogin, unmet: "the login failed", asks: true},
@@ -165,6 +170,9 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 	defer func() {
 		if c.client != nil {
 			c.client.Close()
+		}
+		if c.vm != nil {
+			c.vm.Close()
 		}
 	}()
 	var out []CheckResult
@@ -211,6 +219,12 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 		c.details = nil
 		facts, err := k.run(kctx, c)
 		cancel()
+		var sn *skipNow
+		if errors.As(err, &sn) {
+			unmet[k.name] = sn.because
+			add(CheckResult{Name: k.name, Status: StatusSkip, Facts: sn.because})
+			continue
+		}
 		if err == nil {
 			add(CheckResult{Name: k.name, Status: StatusOK, Facts: facts, Details: c.details})
 			continue
@@ -331,6 +345,9 @@ func (c *checking) dialOptions() guest.DialOptions {
 }
 
 func checkReachable(ctx context.Context, c *checking) (string, error) {
+	if c.vmDown != "" {
+		return "", &skipNow{c.vmDown}
+	}
 	t := c.target
 	key, err := guest.FetchHostKeyVia(ctx, t, c.dialOptions())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -286,3 +287,171 @@ type (
 	VMBootTimeoutError   = vm.BootTimeoutError
 	VMStoppedError       = vm.StoppedError
 )
+
+// skipNow is a check's way to say that it cannot be made now and is
+// skipped, not failed (with the checks that need it): a guest whose VM is
+// shut off does not answer, and `xvmview run` would start it.
+type skipNow struct{ because string }
+
+func (e *skipNow) Error() string { return e.because }
+
+func hasVM(p profile.Profile) bool { return !p.Local() && p.VM.Domain != "" }
+
+// checkLibvirt connects to the profile's libvirt daemon.
+func checkLibvirt(ctx context.Context, c *checking) (string, error) {
+	conn, err := vm.Connect(ctx, c.p.VM.URI)
+	if err != nil {
+		return "", err
+	}
+	c.vm = conn
+	return fmt.Sprintf("%s answers at %s", c.p.VM.URI, conn.Socket), nil
+}
+
+// checkVMDomain finds the profile's domain and says what run will do with
+// it. A domain that is not running is fine (run starts it), but the
+// checks of the guest are then skipped.
+func checkVMDomain(ctx context.Context, c *checking) (string, error) {
+	st, err := c.vm.State(ctx, c.p.VM.Domain)
+	if err != nil {
+		return "", err
+	}
+	switch st {
+	case vm.Running, vm.Blocked:
+		return fmt.Sprintf("domain %s is %s", c.p.VM.Domain, st), nil
+	case vm.ShutOff, vm.Paused, vm.Suspended, vm.ShuttingDown:
+		c.vmDown = fmt.Sprintf("domain %s is %s ('xvmview run' starts it)", c.p.VM.Domain, st)
+		return c.vmDown, nil
+	}
+	return "", &vm.StateError{URI: c.p.VM.URI, Domain: c.p.VM.Domain, State: st}
+}
+
+// VMKey names a VM: its libvirt connection and domain.
+type VMKey struct{ URI, Domain string }
+
+// Key is the VM the session uses.
+func (u *VMUse) Key() VMKey { return VMKey{u.URI, u.Domain} }
+
+// vmStateTimeout bounds each libvirt connection of VMStates.
+const vmStateTimeout = 3 * time.Second
+
+// VMStates returns the state of every VM the sessions use, as words:
+// "running", "shut off", ..., "undefined" for a domain libvirt does not
+// know (any more), or "unknown" with a short reason when libvirt did not
+// say.
+func VMStates(ctx context.Context, states []State) map[VMKey]string {
+	out := map[VMKey]string{}
+	conns := map[string]*vm.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, s := range states {
+		if s.VM == nil {
+			continue
+		}
+		k := s.VM.Key()
+		if _, ok := out[k]; ok {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, vmStateTimeout)
+		c, ok := conns[k.URI]
+		var err error
+		if !ok {
+			if c, err = vm.Connect(sctx, k.URI); err == nil {
+				conns[k.URI] = c
+			}
+		}
+		if err == nil {
+			var st vm.State
+			if st, err = c.State(sctx, k.Domain); err == nil {
+				out[k] = st.String()
+			}
+		}
+		cancel()
+		if err != nil {
+			out[k] = unknownState(err)
+		}
+	}
+	return out
+}
+
+// NoVMError means a profile names no VM.
+type NoVMError struct{ Profile string }
+
+func (e *NoVMError) Error() string {
+	return fmt.Sprintf("profile %s names no VM (no vm key)", e.Profile)
+}
+
+// VMInUseError means running sessions use the VM that was to be stopped.
+type VMInUseError struct {
+	Domain   string
+	Sessions []string // their IDs
+}
+
+func (e *VMInUseError) Error() string {
+	return fmt.Sprintf("domain %s is in use by %d running session(s): %s", e.Domain, len(e.Sessions), strings.Join(e.Sessions, ", "))
+}
+
+// StopVM shuts down the VM of profile p by hand: the ACPI power button,
+// then forced off after grace. It refuses while a running session uses the
+// VM (*VMInUseError) and holds the VM's lock meanwhile, as a session's end
+// does. It returns the state the VM was in and whether it was forced off.
+//
+// Errors: *NoVMError, *VMInUseError, the vm package's connection and
+// domain errors.
+func StopVM(ctx context.Context, root string, p profile.Profile, grace time.Duration) (was string, forced bool, err error) {
+	v := vmPlan(p)
+	if v == nil {
+		return "", false, &NoVMError{Profile: p.Name}
+	}
+	lock, err := lockVM(ctx, root, v.URI, v.Domain)
+	if err != nil {
+		return "", false, err
+	}
+	defer lock.unlock()
+	users, err := vmUsers(root, "", &VMUse{URI: v.URI, Domain: v.Domain})
+	if err != nil {
+		return "", false, err
+	}
+	if len(users) > 0 {
+		e := &VMInUseError{Domain: v.Domain}
+		for _, u := range users {
+			e.Sessions = append(e.Sessions, u.ID)
+		}
+		return "", false, e
+	}
+	cctx, cancel := context.WithTimeout(ctx, vmConnectTimeout)
+	defer cancel()
+	c, err := vm.Connect(cctx, v.URI)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Close()
+	st, err := c.State(cctx, v.Domain)
+	if err != nil {
+		return "", false, err
+	}
+	forced, err = c.Stop(ctx, v.Domain, grace)
+	return st.String(), forced, err
+}
+
+// unknownState words why VMStates has no state, briefly: it fills a column.
+func unknownState(err error) string {
+	var (
+		nd *vm.NoDaemonError
+		pe *vm.PermissionError
+		ud *vm.UnknownDomainError
+	)
+	switch {
+	case errors.As(err, &ud):
+		return "undefined"
+	case errors.As(err, &nd):
+		return "unknown (no libvirt daemon)"
+	case errors.As(err, &pe):
+		return "unknown (no permission)"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "unknown (libvirt timed out)"
+	}
+	return "unknown"
+}

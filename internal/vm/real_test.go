@@ -3,10 +3,16 @@ package vm_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/testvm"
 	"github.com/xvmview/xvmview/internal/vm"
 )
@@ -103,4 +109,64 @@ func TestConnectErrors(t *testing.T) {
 	if !errors.As(err, &nd) {
 		t.Fatalf("Connect to a missing socket: %v, want *NoDaemonError", err)
 	}
+}
+
+func TestMain(m *testing.M) {
+	// The no-permission test runs this binary as another user to connect.
+	if uri := os.Getenv("XVMVIEW_TEST_VM_CONNECT"); uri != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := vm.Connect(ctx, uri)
+		if err == nil {
+			c.Close()
+		}
+		fmt.Printf("%T: %v", err, err)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestNoPermission: a user whom libvirtd refuses (here: nobody, whom
+// polkit cannot vouch for) gets *PermissionError, with libvirt's reason.
+func TestNoPermission(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testguest.Missing(t, "root", "run the VM tests as root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := vm.Connect(ctx, testvm.URI)
+	if err != nil {
+		testguest.Missing(t, "a running libvirtd ("+err.Error()+")", "install libvirt-daemon-system and start it: scripts/start-libvirtd.sh")
+		return
+	}
+	c.Close()
+	// nobody must be able to run the test binary: a copy in a 0755 dir.
+	dir, err := os.MkdirTemp("", "xvmview-vm-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vm.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = []string{"XVMVIEW_TEST_VM_CONNECT=" + testvm.URI, "PATH=/usr/bin:/bin"}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "*vm.PermissionError: no permission to use libvirt at /run/libvirt/libvirt-sock (qemu:///system): ") {
+		t.Errorf("connect as nobody: %s", out)
+	}
+	t.Logf("%s", out)
 }

@@ -159,7 +159,11 @@ func waitingFor(phase, guest string) string {
 		return ""
 	case strings.HasPrefix(phase, "started ") && strings.Contains(phase, " on "):
 		return ""
-	case strings.HasPrefix(phase, "runtime directory"):
+	case strings.HasPrefix(phase, "waiting for domain "):
+		// The VM behind the guest boots first (session's vm.go).
+		d, _, _ := strings.Cut(strings.TrimPrefix(phase, "waiting for domain "), "'s sshd")
+		return "the VM " + d + " to boot"
+	case strings.HasPrefix(phase, "runtime directory"), strings.HasPrefix(phase, "domain ") && strings.Contains(phase, " is "):
 		if guest == "" {
 			return "Xephyr to start"
 		}

@@ -215,6 +215,7 @@ func (r *runner) vmUp(ctx context.Context) error {
 		// same way as the login.
 		probe = func(ctx context.Context) error { _, err := guest.FetchHostKey(ctx, t); return err }
 	}
+	r.phase(fmt.Sprintf("waiting for domain %s's sshd at %s", v.Domain, t.Addr()))
 	start := time.Now()
 	if err := c.WaitSSH(ctx, v.Domain, t.Addr(), probe, v.BootTimeout, func(msg string) { r.notice("%s", msg) }); err != nil {
 		return err
@@ -222,6 +223,7 @@ func (r *runner) vmUp(ctx context.Context) error {
 	use.Ready = true
 	r.saveState()
 	r.notice("domain %s is up: its sshd answered after %.1fs", v.Domain, time.Since(start).Seconds())
+	r.phase(fmt.Sprintf("domain %s is up", v.Domain))
 	return nil
 }
 

@@ -69,7 +69,7 @@ type offerState struct {
 
 // Ended says how an offer ended.
 type Ended struct {
-	Reason string // "taken", "timeout", "replaced", "withdrawn", "closed"
+	Reason string // "taken", "timeout", "replaced", "closed"
 	Served int    // data transfers served
 }
 
@@ -342,8 +342,8 @@ func toText(b []byte, latin1 bool) string {
 }
 
 // Offer makes this Conn the CLIPBOARD's owner with text, for uses data
-// transfers (<= 0: any number) and for at most d (0: until replaced, Close
-// or Withdraw). A new Offer replaces the last one. end, if not nil, is
+// transfers (<= 0: any number) and for at most d (0: until replaced or
+// Close). A new Offer replaces the last one. end, if not nil, is
 // called once when the offer ends, from another goroutine. ctx bounds the
 // round trips to the X server.
 func (k *Conn) Offer(ctx context.Context, text string, uses int, d time.Duration, end func(Ended)) error {
@@ -380,10 +380,6 @@ func (k *Conn) own(text string, uses int, d time.Duration, end func(Ended)) erro
 	}
 	return nil
 }
-
-// Withdraw ends the current offer, if any: the display's CLIPBOARD is then
-// empty.
-func (k *Conn) Withdraw() { k.end("withdrawn") }
 
 // end ends the current offer, giving the selection up unless another
 // client took it.

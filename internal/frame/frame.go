@@ -470,7 +470,9 @@ func (f *Frame) loop() {
 				}
 			}
 		case xproto.KeyPressEvent:
-			if name, ok := f.keyMap[keyEvent{e.Detail, e.State &^ ignoredMods}]; ok {
+			// The grab matched the modifier keys only; the state also has
+			// the buttons held (Button1Mask and up), which it ignored.
+			if name, ok := f.keyMap[keyEvent{e.Detail, e.State & keyMods &^ ignoredMods}]; ok {
 				select {
 				case f.keys <- name:
 				default:

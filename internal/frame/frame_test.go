@@ -654,6 +654,21 @@ func testKeysGrabbed(t *testing.T, withWM bool) {
 	case <-time.After(5 * time.Second):
 		t.Error("Ctrl+Shift+C over the frame did not reach the frame's Keys")
 	}
+
+	// With a mouse button held (a selection still being dragged) the key
+	// event's state has the button's bit too: the key still works.
+	xtest.FakeInput(h, xproto.ButtonPress, 1, 0, root, 0, 0, 0)
+	press(ctrl, shift, c)
+	xtest.FakeInput(h, xproto.ButtonRelease, 1, 0, root, 0, 0, 0)
+	xproto.GetInputFocus(h).Reply()
+	select {
+	case name := <-w.frame.Keys():
+		if name != "copy" {
+			t.Errorf("Keys() = %q, want copy", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Ctrl+Shift+C with a mouse button held did not reach the frame's Keys")
+	}
 }
 
 // waitKey drains keys until code arrives (true) or 10 s pass.

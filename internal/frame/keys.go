@@ -10,6 +10,10 @@ import (
 // and Num Lock (Mod2 on every common keymap).
 const ignoredMods = xproto.ModMaskLock | xproto.ModMask2
 
+// keyMods are the modifier keys' bits of an event's state (Shift, Lock,
+// Control, Mod1-Mod5), without the pointer buttons'.
+const keyMods = 0xff
+
 // grabKeys grabs each key on the frame with every combination of the lock
 // modifiers. A key that is not on the keyboard, or that another client
 // has grabbed, costs a notice.

@@ -25,7 +25,9 @@
 // Line is for one-line contexts (an error, a notice, a signal name): newline
 // and tab are made visible too, and the result is capped. Block is for
 // multi-line text. Writer sanitizes a stream line by line, labels each line as
-// the guest's and caps the volume. Status checks an exit status.
+// the guest's and caps the volume. Status checks an exit status. Paste is
+// for text the guest puts on the host's clipboard: it drops controls instead
+// of showing them.
 //
 // It uses only the standard library.
 package guesttext

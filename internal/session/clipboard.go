@@ -107,8 +107,9 @@ func (r *runner) status(format string, args ...any) {
 }
 
 // copyOut reads the guest's CLIPBOARD. To the host's CLIPBOARD (the copy
-// key) or, with toCaller, only returned (clip pull). The log notes the
-// direction and size, never the text.
+// key), without control characters (guesttext.Paste), or, with toCaller,
+// only returned (clip pull). The log notes the direction and size, and how
+// many bytes were dropped, never the text.
 func (r *runner) copyOut(toCaller bool) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ClipboardTimeout)
 	defer cancel()
@@ -122,11 +123,18 @@ func (r *runner) copyOut(toCaller bool) (string, error) {
 		r.phase(fmt.Sprintf("clipboard: %d bytes of the guest's CLIPBOARD read by 'xvmview clip pull'", len(text)))
 		return text, nil
 	}
+	// Pasted into a terminal, controls act (ESC [201~ ends a bracketed
+	// paste and the rest runs as typed): they do not reach the host.
+	text, dropped := guesttext.Paste(text)
 	if err := r.clip.host.Offer(ctx, text, 0, 0, nil); err != nil {
 		r.notice("clipboard: cannot set the host's clipboard: %v", err)
 		return "", err
 	}
-	r.phase(fmt.Sprintf("clipboard: %d bytes copied from the guest to the host's CLIPBOARD", len(text)))
+	msg := fmt.Sprintf("clipboard: %d bytes copied from the guest to the host's CLIPBOARD", len(text))
+	if dropped > 0 {
+		msg += fmt.Sprintf(" (%d bytes of control characters dropped)", dropped)
+	}
+	r.phase(msg)
 	r.status("copied %d bytes out of the guest", len(text))
 	return text, nil
 }

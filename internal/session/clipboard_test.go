@@ -507,3 +507,17 @@ except OSError:
 		t.Errorf("our own user got %q", got)
 	}
 }
+
+// TestCopyOutDropsControls: text the guest offers reaches the host's
+// clipboard without the controls that act when it is pasted into a
+// terminal (ESC [201~ ends a bracketed paste); the log counts what was
+// dropped, never the text.
+func TestCopyOutDropsControls(t *testing.T) {
+	w := newClipWorld(t)
+	w.guestOwns("a\x1b[201~b\x07c")
+	w.key('c')
+	w.waitPhase("8 bytes copied from the guest to the host's CLIPBOARD (2 bytes of control characters dropped)")
+	if out, ok := w.xclip(false, "", "-o", "-selection", "clipboard"); !ok || out != "a[201~bc" {
+		t.Errorf("the host's clipboard holds %q (%v), want %q", out, ok, "a[201~bc")
+	}
+}

@@ -47,6 +47,12 @@ type Conn struct {
 
 	sem chan struct{} // one Read or Offer at a time
 
+	stamps chan xproto.Timestamp // server times from PropertyNotify on a.stamp
+
+	// beforeRelease, when set (tests), runs in endOffer before the
+	// selection is given up.
+	beforeRelease func()
+
 	mu      sync.Mutex
 	events  chan xgb.Event // the running Read's events, nil between Reads
 	offer   *offerState
@@ -55,14 +61,15 @@ type Conn struct {
 }
 
 type atoms struct {
-	clipboard, targets, utf8, text, incr, prop xproto.Atom
+	clipboard, targets, utf8, text, incr, prop, stamp xproto.Atom
 }
 
 // offerState is text this Conn owns the CLIPBOARD with.
 type offerState struct {
 	text   string
-	uses   int // data transfers left; <0 = unlimited
-	served int // data transfers done
+	time   xproto.Timestamp // when this Conn took the selection for it
+	uses   int              // data transfers left; <0 = unlimited
+	served int              // data transfers done
 	timer  *time.Timer
 	end    func(Ended)
 }
@@ -77,13 +84,14 @@ type Ended struct {
 // window of its own on the default screen, and a goroutine that follows its
 // events.
 func New(c *xgb.Conn) (*Conn, error) {
-	k := &Conn{c: c, done: make(chan struct{}), sem: make(chan struct{}, 1)}
+	k := &Conn{c: c, done: make(chan struct{}), sem: make(chan struct{}, 1), stamps: make(chan xproto.Timestamp, 1)}
 	for _, a := range []struct {
 		dst  *xproto.Atom
 		name string
 	}{
 		{&k.a.clipboard, "CLIPBOARD"}, {&k.a.targets, "TARGETS"}, {&k.a.utf8, "UTF8_STRING"},
 		{&k.a.text, "TEXT"}, {&k.a.incr, "INCR"}, {&k.a.prop, "XVMVIEW_CLIPBOARD"},
+		{&k.a.stamp, "XVMVIEW_TIMESTAMP"},
 	} {
 		r, err := xproto.InternAtom(c, false, uint16(len(a.name)), a.name).Reply()
 		if err != nil {
@@ -152,19 +160,66 @@ func (k *Conn) loop() {
 			k.serve(e)
 		case xproto.SelectionClearEvent:
 			if e.Selection == k.a.clipboard && e.Owner == k.win {
-				k.end("replaced")
+				k.cleared(e.Time)
 			}
-		case xproto.SelectionNotifyEvent, xproto.PropertyNotifyEvent:
-			k.mu.Lock()
-			ch := k.events
-			k.mu.Unlock()
-			if ch != nil {
+		case xproto.PropertyNotifyEvent:
+			if e.Window == k.win && e.Atom == k.a.stamp {
 				select {
-				case ch <- ev:
-				default: // a flood: the Read's deadline deals with it
+				case k.stamps <- e.Time:
+				default:
 				}
+				continue
 			}
+			k.toRead(ev)
+		case xproto.SelectionNotifyEvent:
+			k.toRead(ev)
 		}
+	}
+}
+
+// toRead passes ev to the running Read, if any.
+func (k *Conn) toRead(ev xgb.Event) {
+	k.mu.Lock()
+	ch := k.events
+	k.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- ev:
+		default: // a flood: the Read's deadline deals with it
+		}
+	}
+}
+
+// cleared ends the current offer when another client took the selection
+// after this Conn took it for the offer (at). A SelectionClear from before
+// (the loss of an earlier offer, seen only after a new one began) is stale.
+func (k *Conn) cleared(at xproto.Timestamp) {
+	k.mu.Lock()
+	o := k.offer
+	k.mu.Unlock()
+	if o != nil && !before(at, o.time) {
+		k.endOffer(o, "replaced")
+	}
+}
+
+// before reports whether server time a is earlier than b (the server's
+// millisecond clock wraps after 49.7 days).
+func before(a, b xproto.Timestamp) bool { return int32(a-b) < 0 }
+
+// timestamp returns the server's time now, as ICCCM 2.1 says to get it: a
+// zero-length append to a property of our window, whose PropertyNotify
+// carries the time.
+func (k *Conn) timestamp(ctx context.Context) (xproto.Timestamp, error) {
+	select {
+	case <-k.stamps: // a late answer to an earlier call
+	default:
+	}
+	xproto.ChangeProperty(k.c, xproto.PropModeAppend, k.win, k.a.stamp, xproto.AtomString, 8, 0, nil)
+	select {
+	case t := <-k.stamps:
+		return t, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("clipboard: the display did not answer: %w", ctx.Err())
 	}
 }
 
@@ -347,22 +402,29 @@ func toText(b []byte, latin1 bool) string {
 // called once when the offer ends, from another goroutine. ctx bounds the
 // round trips to the X server.
 func (k *Conn) Offer(ctx context.Context, text string, uses int, d time.Duration, end func(Ended)) error {
-	_, err := k.bounded(ctx, func() (string, error) { return "", k.own(text, uses, d, end) })
+	_, err := k.bounded(ctx, func() (string, error) { return "", k.own(ctx, text, uses, d, end) })
 	return err
 }
 
-func (k *Conn) own(text string, uses int, d time.Duration, end func(Ended)) error {
+func (k *Conn) own(ctx context.Context, text string, uses int, d time.Duration, end func(Ended)) error {
 	if uses <= 0 {
 		uses = -1
 	}
-	o := &offerState{text: text, uses: uses, end: end}
+	// The selection is taken at a time of the server's, not CurrentTime, so
+	// that giving it up later (with that time) cannot clear a newer
+	// owner's, and a SelectionClear from before can be told apart.
+	at, err := k.timestamp(ctx)
+	if err != nil {
+		return err
+	}
+	o := &offerState{text: text, time: at, uses: uses, end: end}
 	k.mu.Lock()
 	if k.offer != nil {
 		k.offer.finish("replaced")
 	}
 	k.offer = o
 	k.mu.Unlock()
-	if err := xproto.SetSelectionOwnerChecked(k.c, k.win, k.a.clipboard, xproto.TimeCurrentTime).Check(); err != nil {
+	if err := xproto.SetSelectionOwnerChecked(k.c, k.win, k.a.clipboard, at).Check(); err != nil {
 		k.end("closed")
 		return fmt.Errorf("clipboard: take the selection: %w", err)
 	}
@@ -402,8 +464,16 @@ func (k *Conn) endOffer(o *offerState, reason string) {
 	closing := k.closing
 	k.mu.Unlock()
 	if reason != "replaced" && !closing {
-		xproto.SetSelectionOwner(k.c, xproto.WindowNone, k.a.clipboard, xproto.TimeCurrentTime)
-		k.c.Sync()
+		if k.beforeRelease != nil {
+			k.beforeRelease()
+		}
+		// Only if it is still ours, and with the time we took it: a client
+		// that took it after that keeps it (the server ignores a release
+		// older than the selection's last change).
+		if r, err := xproto.GetSelectionOwner(k.c, k.a.clipboard).Reply(); err == nil && r.Owner == k.win {
+			xproto.SetSelectionOwner(k.c, xproto.WindowNone, k.a.clipboard, o.time)
+			k.c.Sync()
+		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

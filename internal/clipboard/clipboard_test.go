@@ -359,3 +359,98 @@ func TestCloseUnderServerGrab(t *testing.T) {
 		t.Fatal("the connection did not end after the grab did")
 	}
 }
+
+// takeClipboard makes a window of a new connection the CLIPBOARD's owner,
+// at CurrentTime, as any other client may; it returns that window.
+func (d *display) takeClipboard() xproto.Window {
+	d.t.Helper()
+	c := d.dial()
+	d.t.Cleanup(c.Close)
+	clip, err := xproto.InternAtom(c, false, 9, "CLIPBOARD").Reply()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	win, _ := xproto.NewWindowId(c)
+	root := xproto.Setup(c).DefaultScreen(c).Root
+	if err := xproto.CreateWindowChecked(c, 0, win, root, 0, 0, 1, 1, 0, xproto.WindowClassInputOnly, 0, 0, nil).Check(); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := xproto.SetSelectionOwnerChecked(c, win, clip.Atom, xproto.TimeCurrentTime).Check(); err != nil {
+		d.t.Fatal(err)
+	}
+	return win
+}
+
+func (d *display) clipboardOwner() xproto.Window {
+	d.t.Helper()
+	c := d.dial()
+	defer c.Close()
+	clip, _ := xproto.InternAtom(c, false, 9, "CLIPBOARD").Reply()
+	r, err := xproto.GetSelectionOwner(c, clip.Atom).Reply()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return r.Owner
+}
+
+// TestReleaseKeepsNewerOwner: an offer that ends (here by its timeout) just
+// as another client takes the CLIPBOARD, before its SelectionClear is seen,
+// leaves that client's selection alone.
+func TestReleaseKeepsNewerOwner(t *testing.T) {
+	d := newDisplay(t)
+	k := d.conn()
+	var newer xproto.Window
+	k.beforeRelease = func() { newer = d.takeClipboard() }
+	ended := make(chan Ended, 1)
+	if err := k.Offer(ctx(t, 5*time.Second), "mine", 0, 100*time.Millisecond, func(e Ended) { ended <- e }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-ended:
+		if e.Reason != "timeout" {
+			t.Fatalf("offer ended %+v, want timeout", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the offer did not time out")
+	}
+	if got := d.clipboardOwner(); got != newer {
+		t.Errorf("after the offer's release the CLIPBOARD owner is 0x%x, want the newer owner 0x%x", got, newer)
+	}
+}
+
+// TestStaleClearKeepsOffer: a SelectionClear older than the current offer
+// (the loss of an earlier one, or one another client sends) does not end it.
+func TestStaleClearKeepsOffer(t *testing.T) {
+	d := newDisplay(t)
+	k := d.conn()
+	if err := k.Offer(ctx(t, 5*time.Second), "still here", 0, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	at := k.offer.time
+	k.mu.Unlock()
+	c := d.dial()
+	defer c.Close()
+	ev := xproto.SelectionClearEvent{Time: at - 1000, Owner: k.win, Selection: k.a.clipboard}
+	if err := xproto.SendEventChecked(c, false, k.win, 0, string(ev.Bytes())).Check(); err != nil {
+		t.Fatal(err)
+	}
+	// The paste's request reaches k after the stale event.
+	if out, ok := d.xclip("", "-o", "-selection", "clipboard"); !ok || out != "still here" {
+		t.Errorf("after a stale SelectionClear the paste got %q, %v; want the offer", out, ok)
+	}
+	// A current one ends it.
+	ended := make(chan Ended, 1)
+	if err := k.Offer(ctx(t, 5*time.Second), "replaced soon", 0, 0, func(e Ended) { ended <- e }); err != nil {
+		t.Fatal(err)
+	}
+	d.takeClipboard()
+	select {
+	case e := <-ended:
+		if e.Reason != "replaced" {
+			t.Errorf("offer ended %+v, want replaced", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the offer did not end when another client took the CLIPBOARD")
+	}
+}

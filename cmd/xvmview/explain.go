@@ -77,6 +77,7 @@ func hintFor(err error, profileName, display string) string {
 		hk  *session.HostKeyError
 		au  *session.AuthError
 		pp  *session.PassphraseError
+		pc  *session.ProxyCommandError
 		dr  *session.HandshakeDroppedError
 		pe  *profile.Error
 		pnf *profile.NotFoundError
@@ -118,6 +119,8 @@ func hintFor(err error, profileName, display string) string {
 	case errors.As(err, &hk) && hk.Declined:
 		return fmt.Sprintf("if the fingerprint is the guest's own (on its console: %s), run it again and answer yes, or use `xvmview trust %s`",
 			fingerprintCommand(hk.KeyType), profileName)
+	case errors.As(err, &pc):
+		return fmt.Sprintf("check the ProxyCommand in your ssh config: xvmview runs `%s` through sh -c here, and its output must be the SSH server of %s", pc.Command, pc.Addr)
 	case errors.As(err, &pp):
 		return fmt.Sprintf("give the key's passphrase when asked, or add the key to your agent once: ssh-add %s", pp.File)
 	case errors.As(err, &hk):

@@ -282,7 +282,7 @@ func dialOnce(ctx context.Context, t Target, o DialOptions, auth *auth, connect 
 			return nil, nil, &AuthError{User: t.User, Addr: addr, Tried: auth.tried, Encrypted: auth.encrypted, Err: err}
 		}
 		if pe != nil {
-			return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, pe)
+			return nil, nil, pe
 		}
 		if !hk.called.Load() && closedEarly(err) {
 			return nil, nil, &droppedError{fmt.Errorf("ssh handshake with %s: %w", addr, err)}

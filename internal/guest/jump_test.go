@@ -100,8 +100,9 @@ func TestRealJumps(t *testing.T) {
 		}
 		tg.ProxyCommand = "echo no route to nowhere >&2; exit 3"
 		_, err = dial(t, tg, noAgent)
-		if err == nil || !strings.Contains(err.Error(), "no route to nowhere") {
-			t.Fatalf("Dial with a failing ProxyCommand = %v, want its stderr in the error", err)
+		var pe *ProxyCommandError
+		if !errors.As(err, &pe) || pe.Stderr != "no route to nowhere" || !strings.Contains(err.Error(), "no route to nowhere") {
+			t.Fatalf("Dial with a failing ProxyCommand = %v, want *ProxyCommandError with its stderr", err)
 		}
 	})
 }

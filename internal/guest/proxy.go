@@ -21,6 +21,7 @@ type proxyConn struct {
 	r       io.ReadCloser
 	w       io.WriteCloser
 	addr    string
+	command string
 	stderr  *tailBuffer
 	waited  chan struct{}
 	waitErr error
@@ -37,7 +38,7 @@ const proxyGrace = time.Second
 func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
 	cmd := exec.Command("/bin/sh", "-c", "exec "+strings.TrimPrefix(command, "exec "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proxyConn{cmd: cmd, addr: addr, stderr: &tailBuffer{max: 4096}, waited: make(chan struct{})}
+	p := &proxyConn{cmd: cmd, addr: addr, command: command, stderr: &tailBuffer{max: 4096}, waited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.w, err = cmd.StdinPipe(); err != nil {
@@ -87,35 +88,40 @@ func (p *proxyConn) Close() error {
 	return nil
 }
 
-// exitText describes how the command ended, with the end of its stderr,
-// when it has ended; "" while it runs.
-func (p *proxyConn) exitText() string {
-	select {
-	case <-p.waited:
-	case <-time.After(proxyGrace / 2):
-		return ""
-	}
-	msg := "ProxyCommand exited"
-	if p.waitErr != nil {
-		msg += " (" + p.waitErr.Error() + ")"
-	}
-	if s := strings.TrimSpace(p.stderr.String()); s != "" {
-		msg += ": " + s
+// ProxyCommandError means the ProxyCommand ended before the SSH handshake
+// was done: it could not reach the host, or is not a proxy.
+type ProxyCommandError struct {
+	Addr    string // the host:port it was to connect to
+	Command string // the command, % tokens expanded
+	Exit    string // how it ended, e.g. "exit status 1"
+	Stderr  string // the end of what it wrote to stderr
+}
+
+func (e *ProxyCommandError) Error() string {
+	msg := fmt.Sprintf("ProxyCommand for %s ended (%s) before the SSH handshake", e.Addr, e.Exit)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
 	}
 	return msg
 }
 
-// proxyExit is the ProxyCommand's exit as an error when conn is one whose
-// command has ended.
+// proxyExit is the ProxyCommand's exit as a *ProxyCommandError when conn is
+// one whose command has ended (waiting a little for that), else nil.
 func proxyExit(conn net.Conn) error {
 	p, ok := conn.(*proxyConn)
 	if !ok {
 		return nil
 	}
-	if s := p.exitText(); s != "" {
-		return errors.New(s)
+	select {
+	case <-p.waited:
+	case <-time.After(proxyGrace / 2):
+		return nil
 	}
-	return nil
+	e := &ProxyCommandError{Addr: p.addr, Command: p.command, Exit: "exit status 0", Stderr: strings.TrimSpace(p.stderr.String())}
+	if p.waitErr != nil {
+		e.Exit = p.waitErr.Error()
+	}
+	return e
 }
 
 type proxyAddr string

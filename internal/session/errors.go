@@ -14,6 +14,7 @@ type (
 	UnreachableError       = guest.UnreachableError
 	AuthError              = guest.AuthError
 	PassphraseError        = guest.PassphraseError
+	ProxyCommandError      = guest.ProxyCommandError
 	HandshakeDroppedError  = guest.HandshakeDroppedError
 	ForwardingRefusedError = guest.ForwardingRefusedError
 	NoKnownHostsError      = guest.NoKnownHostsError

@@ -82,8 +82,34 @@ type Ended struct {
 
 // New makes a Conn on c, which it takes over (Close closes it): a hidden
 // window of its own on the default screen, and a goroutine that follows its
-// events.
-func New(c *xgb.Conn) (*Conn, error) {
+// events. ctx bounds the round trips to the server: one that another client
+// holds grabbed answers nobody, and New then returns an error wrapping
+// ctx.Err(), leaving c to close in the background when the server lets go
+// (or with the process).
+func New(ctx context.Context, c *xgb.Conn) (*Conn, error) {
+	type result struct {
+		k   *Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		k, err := newConn(c)
+		res <- result{k, err}
+	}()
+	select {
+	case r := <-res:
+		return r.k, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-res; r.k != nil {
+				r.k.Close(context.Background())
+			}
+		}()
+		return nil, fmt.Errorf("clipboard: the display did not answer: %w", ctx.Err())
+	}
+}
+
+func newConn(c *xgb.Conn) (*Conn, error) {
 	k := &Conn{c: c, done: make(chan struct{}), sem: make(chan struct{}, 1), stamps: make(chan xproto.Timestamp, 1)}
 	for _, a := range []struct {
 		dst  *xproto.Atom

@@ -54,7 +54,7 @@ func (d *display) dial() *xgb.Conn {
 
 func (d *display) conn() *Conn {
 	d.t.Helper()
-	k, err := New(d.dial())
+	k, err := New(context.Background(), d.dial())
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -452,5 +452,31 @@ func TestStaleClearKeepsOffer(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the offer did not end when another client took the CLIPBOARD")
+	}
+}
+
+// TestNewUnderServerGrab: New on a display that another client holds
+// grabbed returns when its ctx ends.
+func TestNewUnderServerGrab(t *testing.T) {
+	d := newDisplay(t)
+	c := d.dial()
+	g := d.dial()
+	defer g.Close()
+	if err := xproto.GrabServerChecked(g).Check(); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		k   *Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() { k, err := New(ctx(t, 500*time.Millisecond), c); res <- result{k, err} }()
+	select {
+	case r := <-res:
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("New under a grab: %v, want the deadline's error", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("New did not return while another client held the server grabbed")
 	}
 }

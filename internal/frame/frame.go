@@ -21,6 +21,7 @@
 package frame
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -127,9 +128,12 @@ var ErrClosedByUser = errors.New("the window was closed")
 // grabs o.Keys on it and starts following its events. It takes over conn:
 // Close closes it (which destroys the frame and releases the grabs).
 //
-// Errors: the colour is unknown to the host server, or a request failed.
-// A key that cannot be grabbed (another client holds it) costs a notice.
-func New(conn *xgb.Conn, o Options) (*Frame, error) {
+// Errors: the colour is unknown to the host server, or a request failed;
+// an error wrapping ctx.Err() when the server did not answer before ctx
+// ended (a display another client holds grabbed answers nobody): conn
+// closes in the background when the server lets go. A key that cannot be
+// grabbed (another client holds it) costs a notice.
+func New(ctx context.Context, conn *xgb.Conn, o Options) (*Frame, error) {
 	f := &Frame{
 		conn: conn, screen: xproto.Setup(conn).DefaultScreen(conn),
 		fixedSize: o.FixedSize, notice: o.Notice, info: o.Info, keys: make(chan string, 4),
@@ -142,11 +146,27 @@ func New(conn *xgb.Conn, o Options) (*Frame, error) {
 	if f.info == nil {
 		f.info = func(string) {}
 	}
-	if err := f.create(o); err != nil {
-		conn.Close()
-		return nil, err
+	// The round trips cannot be interrupted: on a server that another
+	// client holds grabbed they go on in the background, and the
+	// connection closes when the server lets go (or with the process).
+	res := make(chan error, 1)
+	go func() {
+		err := f.create(o)
+		if err == nil {
+			f.grabKeys(o.Keys)
+		}
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+	case <-ctx.Done():
+		go func() { <-res; conn.Close() }()
+		return nil, fmt.Errorf("the host display did not answer: %w", ctx.Err())
 	}
-	f.grabKeys(o.Keys)
 	go f.loop()
 	return f, nil
 }

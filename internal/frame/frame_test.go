@@ -2,6 +2,7 @@ package frame
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"net"
@@ -152,7 +153,7 @@ func (w *world) startIn(o Options) {
 	t.Helper()
 	o.Notice = func(s string) { w.mu.Lock(); w.notices = append(w.notices, s); w.mu.Unlock() }
 	o.Info = o.Notice
-	f, err := New(dialHost(t, w.x), o)
+	f, err := New(context.Background(), dialHost(t, w.x), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +505,7 @@ func TestFrameTitleAndClose(t *testing.T) {
 
 func TestNewRefusesUnknownColour(t *testing.T) {
 	x := testguest.StartXvfb(t, testguest.XvfbOptions{})
-	_, err := New(dialHost(t, x), Options{Color: "no such colour", Width: 100, Height: 100})
+	_, err := New(context.Background(), dialHost(t, x), Options{Color: "no such colour", Width: 100, Height: 100})
 	if err == nil || !strings.Contains(err.Error(), `"no such colour"`) {
 		t.Errorf("New with an unknown colour: %v", err)
 	}
@@ -722,7 +723,7 @@ func TestLabelHiDPI(t *testing.T) {
 			o.Args = []string{"-dpi", "192"}
 		}
 		x := testguest.StartXvfb(t, o)
-		f, err := New(dialHost(t, x), Options{Label: "[t] guest", Color: "#cc0000", Width: 400, Height: 300})
+		f, err := New(context.Background(), dialHost(t, x), Options{Label: "[t] guest", Color: "#cc0000", Width: 400, Height: 300})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -731,5 +732,32 @@ func TestLabelHiDPI(t *testing.T) {
 	}
 	if heights[true] <= heights[false] {
 		t.Errorf("label strip %d px at 192 dpi, %d px at the default: want it larger", heights[true], heights[false])
+	}
+}
+
+// TestNewUnderServerGrab: New on a host display that another client holds
+// grabbed returns when its ctx ends.
+func TestNewUnderServerGrab(t *testing.T) {
+	x := testguest.StartXvfb(t, testguest.XvfbOptions{})
+	c := dialHost(t, x)
+	g := dialHost(t, x)
+	defer g.Close()
+	if err := xproto.GrabServerChecked(g).Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		_, err := New(ctx, c, Options{Label: "[t] guest", Color: "#cc0000", Width: 400, Height: 300})
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("New under a grab: %v, want the deadline's error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("New did not return while another client held the server grabbed")
 	}
 }

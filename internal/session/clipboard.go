@@ -54,7 +54,7 @@ func (r *runner) startClipboard(ctx context.Context) error {
 	if err != nil {
 		return &HostDisplayError{Display: display, Err: fmt.Errorf("clipboard: %w", err)}
 	}
-	host, err := clipboard.New(hc)
+	host, err := clipboard.New(ctx, hc)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (r *runner) startClipboard(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("clipboard: %w", err)
 	}
-	nested, err := clipboard.New(nc)
+	nested, err := clipboard.New(ctx, nc)
 	if err != nil {
 		return err
 	}

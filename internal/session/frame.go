@@ -129,7 +129,7 @@ func (r *runner) openFrame(ctx context.Context, xo *xephyr.Options) error {
 	o := r.pl.Frame
 	o.Notice = func(msg string) { r.notice("%s", msg) }
 	o.Info = r.phase
-	f, err := frame.New(conn, o)
+	f, err := frame.New(ctx, conn, o)
 	if err != nil {
 		return fmt.Errorf("draw the window frame on the host display %s: %w", display, err)
 	}

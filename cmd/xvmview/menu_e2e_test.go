@@ -175,5 +175,16 @@ window_manager = ["twm"]
 		if !strings.Contains(l.stderr.String(), "wrong passphrase for "+key+", 3 times") {
 			t.Errorf("stderr lacks the passphrase error:\n%s", l.stderr.String())
 		}
+		answer("REFUSE", "0")
+		l = w.start("run", "menu-key")
+		if st := l.wait(t); st != 1 {
+			t.Fatalf("exit status %d when askpass refuses, want 1", st)
+		}
+		if n := strings.Count(asked(), "passphrase for key"); n != 1 {
+			t.Errorf("asked %d times after a refusal, want 1:\n%s", n, asked())
+		}
+		if !strings.Contains(l.stderr.String(), "no passphrase for "+key) {
+			t.Errorf("stderr lacks the refusal:\n%s", l.stderr.String())
+		}
 	})
 }

@@ -47,7 +47,7 @@ func (q HostKeyQuestion) Text() string {
 	}
 	return fmt.Sprintf("The authenticity of %s %s (%s) can't be established.\n%s key fingerprint is %s.\n"+
 		"Compare it with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on its console).\n"+
-		"This key is not known by any other names.\nAre you sure you want to continue connecting (yes/no)?",
+		"Are you sure you want to continue connecting (yes/no)?",
 		what, q.Alias, q.Addr, keyName(q.KeyType), q.Fingerprint)
 }
 

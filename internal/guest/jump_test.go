@@ -138,3 +138,53 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatalf("Dial = %v, want *UnreachableError naming ConnectTimeout before the caller's deadline", err)
 	}
 }
+
+// TestRealCertificate logs in with a key the guest does not list, through
+// a certificate (CertificateFile) that a CA it trusts signed; IdentitiesOnly
+// keeps the agent out.
+func TestRealCertificate(t *testing.T) {
+	keygen := testguest.NeedProgram(t, "ssh-keygen", "openssh-client")
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	ca, key := filepath.Join(dir, "ca"), filepath.Join(dir, "id_user")
+	for _, k := range []string{ca, key} {
+		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	g := testguest.Start(t, testguest.Options{SSHDConfig: []string{"TrustedUserCAKeys " + ca + ".pub"}})
+	if out, err := exec.Command(keygen, "-q", "-s", ca, "-I", "xvmview-test", "-n", g.User, "-V", "-5m:+1h", key+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -s: %v: %s", err, out)
+	}
+	tg, err := Resolve(g.Alias, Overrides{}, Config{SSHConfigFile: g.SSHConfig, Home: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The signed key lies elsewhere: only CertificateFile pairs the two.
+	cert := filepath.Join(dir, "user.cert")
+	must(t, os.Rename(key+"-cert.pub", cert))
+	tg.IdentityFiles = []string{key}
+	t.Run("without the certificate", func(t *testing.T) {
+		var ae *AuthError
+		if _, err := dial(t, tg, noAgent); !errors.As(err, &ae) {
+			t.Fatalf("Dial = %v, want *AuthError: the key alone is not authorized", err)
+		}
+	})
+	t.Run("CertificateFile", func(t *testing.T) {
+		ct := tg
+		ct.CertificateFiles = []string{cert}
+		c, err := dial(t, ct, noAgent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, c.Run(context.Background(), "true", nil, nil, nil))
+	})
+	t.Run("KEY-cert.pub next to the key", func(t *testing.T) {
+		must(t, os.Link(cert, key+"-cert.pub"))
+		c, err := dial(t, tg, noAgent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, c.Run(context.Background(), "true", nil, nil, nil))
+	})
+}

@@ -247,6 +247,26 @@ func TestDialAgent(t *testing.T) {
 	}
 	c.Close()
 
+	// IdentitiesOnly: the agent's key is offered because it is the
+	// identity file's; the same agent with another identity file, not.
+	only := tg
+	only.IdentitiesOnly = true
+	c, err = dial(t, only, DialOptions{AgentSocket: sock})
+	if err != nil {
+		t.Fatalf("Dial with IdentitiesOnly and the identity's key in the agent: %v", err)
+	}
+	c.Close()
+	only.IdentityFiles = []string{f.target.IdentityFiles[0]}
+	if _, err := dial(t, only, DialOptions{AgentSocket: sock}); !errors.As(err, new(*AuthError)) {
+		t.Fatalf("Dial with IdentitiesOnly and another identity = %v, want *AuthError: the agent's key is not offered", err)
+	}
+	only.IdentitiesOnly = false
+	c, err = dial(t, only, DialOptions{AgentSocket: sock})
+	if err != nil {
+		t.Fatalf("Dial without IdentitiesOnly offers the agent's key: %v", err)
+	}
+	c.Close()
+
 	// Without the agent the same target fails and names the encrypted key.
 	_, err = dial(t, tg, noAgent)
 	var ae *AuthError

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +41,38 @@ const (
 type clip struct {
 	host, nested *clipboard.Conn
 	max          int
+
+	// ctx ends at teardown: it cuts short every transfer still running.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// busy counts what may still call Progress, Notice or the frame: the
+	// key follower, the control socket's accept loop and handlers, and the
+	// status note's timer. Teardown waits for it, bounded.
+	busy sync.WaitGroup
+
+	mu          sync.Mutex
+	statusTimer *time.Timer
+}
+
+// quiesce ends every transfer in flight and waits, until ctx ends, for all
+// that may still report: after it nothing the clipboard started calls
+// Progress or Notice (Run's gate stops anything later).
+func (c *clip) quiesce(ctx context.Context) error {
+	c.cancel()
+	c.mu.Lock()
+	if c.statusTimer != nil && c.statusTimer.Stop() {
+		c.busy.Done()
+	}
+	c.statusTimer = nil
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() { c.busy.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("clipboard transfers still running: %w", ctx.Err())
+	}
 }
 
 // startClipboard connects to the CLIPBOARD of both displays, follows the
@@ -68,8 +101,11 @@ func (r *runner) startClipboard(ctx context.Context) error {
 		return err
 	}
 	r.push("nested clipboard", func(ctx context.Context) error { nested.Close(ctx); return nil })
-	r.clip = &clip{host: host, nested: nested, max: r.pl.Profile.ClipboardLimit()}
+	cctx, cancel := context.WithCancel(context.Background())
+	r.clip = &clip{host: host, nested: nested, max: r.pl.Profile.ClipboardLimit(), ctx: cctx, cancel: cancel}
+	r.push("clipboard transfers", r.clip.quiesce)
 	if r.frame != nil {
+		r.clip.busy.Add(1)
 		go r.clipKeys(r.frame.Keys(), r.frame.Done())
 	}
 	return r.serveControl()
@@ -77,6 +113,7 @@ func (r *runner) startClipboard(ctx context.Context) error {
 
 // clipKeys acts on the frame's keys until the frame is gone.
 func (r *runner) clipKeys(keys <-chan string, done <-chan struct{}) {
+	defer r.clip.busy.Done()
 	for {
 		select {
 		case k := <-keys:
@@ -87,6 +124,8 @@ func (r *runner) clipKeys(keys <-chan string, done <-chan struct{}) {
 				r.pasteHost()
 			}
 		case <-done:
+			return
+		case <-r.clip.ctx.Done():
 			return
 		}
 	}
@@ -99,7 +138,18 @@ func (r *runner) status(format string, args ...any) {
 	}
 	msg := fmt.Sprintf(format, args...)
 	r.frame.SetStatus(msg)
-	time.AfterFunc(statusTime, func() {
+	c := r.clip
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.statusTimer != nil && c.statusTimer.Stop() {
+		c.busy.Done()
+	}
+	c.busy.Add(1)
+	c.statusTimer = time.AfterFunc(statusTime, func() {
+		defer c.busy.Done()
 		if r.frame.Status() == msg {
 			r.frame.SetStatus("")
 		}
@@ -111,9 +161,12 @@ func (r *runner) status(format string, args ...any) {
 // only returned (clip pull). The log notes the direction and size, and how
 // many bytes were dropped, never the text.
 func (r *runner) copyOut(toCaller bool) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), ClipboardTimeout)
+	ctx, cancel := context.WithTimeout(r.clip.ctx, ClipboardTimeout)
 	defer cancel()
 	text, err := r.clip.nested.Read(ctx, r.clip.max)
+	if r.clip.ctx.Err() != nil {
+		return "", errors.New("the session is ending")
+	}
 	if err != nil {
 		r.notice("clipboard: nothing copied from the guest: %v", clipWhy(err))
 		r.status("copy refused: %s", clipWhy(err))
@@ -141,9 +194,12 @@ func (r *runner) copyOut(toCaller bool) (string, error) {
 
 // pasteHost offers the host's CLIPBOARD to the guest for one paste.
 func (r *runner) pasteHost() {
-	ctx, cancel := context.WithTimeout(context.Background(), ClipboardTimeout)
+	ctx, cancel := context.WithTimeout(r.clip.ctx, ClipboardTimeout)
 	defer cancel()
 	text, err := r.clip.host.Read(ctx, r.clip.max)
+	if r.clip.ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		r.notice("clipboard: nothing offered to the guest: the host's %v", clipWhy(err))
 		r.status("paste refused: %s", clipWhy(err))
@@ -165,7 +221,9 @@ func (r *runner) offerGuest(ctx context.Context, text, from string) error {
 		}
 	})
 	if err != nil {
-		r.notice("clipboard: cannot offer text to the guest: %v", err)
+		if r.clip.ctx.Err() == nil {
+			r.notice("clipboard: cannot offer text to the guest: %v", err)
+		}
 		return err
 	}
 	r.phase(fmt.Sprintf("clipboard: %d bytes of %s offered to the guest for one paste (%s)", n, from, PasteWindow))
@@ -200,13 +258,19 @@ func (r *runner) serveControl() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	r.push("control socket", func(context.Context) error { return l.Close() })
+	r.clip.busy.Add(1)
 	go func() {
+		defer r.clip.busy.Done()
 		for {
 			c, err := l.AcceptUnix()
 			if err != nil {
 				return
 			}
-			go r.control(c)
+			r.clip.busy.Add(1)
+			go func() {
+				defer r.clip.busy.Done()
+				r.control(c)
+			}()
 		}
 	}()
 	return nil
@@ -253,7 +317,7 @@ func (r *runner) control(c *net.UnixConn) {
 		if _, err := io.ReadFull(io.MultiReader(br, c), buf); err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), ClipboardTimeout)
+		ctx, cancel := context.WithTimeout(r.clip.ctx, ClipboardTimeout)
 		defer cancel()
 		text := strings.ToValidUTF8(strings.ReplaceAll(string(buf), "\x00", ""), "\uFFFD")
 		reply("", r.offerGuest(ctx, text, "'xvmview clip push'"))

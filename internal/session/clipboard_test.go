@@ -40,6 +40,8 @@ type clipWorld struct {
 	mu      sync.Mutex
 	phases  []string
 	notices []string
+	ended   bool     // Run returned
+	late    []string // phases and notices after Run returned
 }
 
 func newClipWorld(t *testing.T) *clipWorld {
@@ -76,16 +78,30 @@ func newClipWorld(t *testing.T) *clipWorld {
 		Progress: func(phase string, _ time.Duration) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			if w.ended {
+				w.late = append(w.late, phase)
+			}
 			w.phases = append(w.phases, phase)
 			if strings.HasPrefix(phase, "started ") {
 				close(w.started)
 			}
 		},
-		Notice: func(msg string) { w.mu.Lock(); w.notices = append(w.notices, msg); w.mu.Unlock() },
+		Notice: func(msg string) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.ended {
+				w.late = append(w.late, msg)
+			}
+			w.notices = append(w.notices, msg)
+		},
 	}
 	go func() {
 		defer close(w.done)
-		if _, err := Run(ctx, pl, o); err != nil {
+		_, err := Run(ctx, pl, o)
+		w.mu.Lock()
+		w.ended = true
+		w.mu.Unlock()
+		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
@@ -313,23 +329,7 @@ func TestClipboardCrossesOnlyOnKeys(t *testing.T) {
 func TestTeardownUnderServerGrab(t *testing.T) {
 	w := newClipWorld(t)
 	s := w.state()
-	f, err := os.Open(filepath.Join(w.root, s.ID, "client.xauth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := xauth.Read(f)
-	f.Close()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("client.xauth: %v, %d entries", err, len(entries))
-	}
-	nc, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := xgb.NewConnNetWithCookieHex(nc, fmt.Sprintf("%x", entries[0].Data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := w.nestedConn()
 	defer g.Close()
 	if err := xproto.GrabServerChecked(g).Check(); err != nil {
 		t.Fatal(err)
@@ -519,5 +519,88 @@ func TestCopyOutDropsControls(t *testing.T) {
 	w.waitPhase("8 bytes copied from the guest to the host's CLIPBOARD (2 bytes of control characters dropped)")
 	if out, ok := w.xclip(false, "", "-o", "-selection", "clipboard"); !ok || out != "a[201~bc" {
 		t.Errorf("the host's clipboard holds %q (%v), want %q", out, ok, "a[201~bc")
+	}
+}
+
+// nestedConn connects to the nested display with the session's cookie, as
+// any guest client may.
+func (w *clipWorld) nestedConn() *xgb.Conn {
+	w.t.Helper()
+	s := w.state()
+	f, err := os.Open(filepath.Join(w.root, s.ID, "client.xauth"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	entries, err := xauth.Read(f)
+	f.Close()
+	if err != nil || len(entries) != 1 {
+		w.t.Fatalf("client.xauth: %v, %d entries", err, len(entries))
+	}
+	nc, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	g, err := xgb.NewConnNetWithCookieHex(nc, fmt.Sprintf("%x", entries[0].Data))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return g
+}
+
+// TestNoReportsAfterRun: a 'clip pull' still waiting on a guest owner that
+// never answers when the session ends is cut short by the teardown: nothing
+// calls Progress or Notice after Run returned.
+func TestNoReportsAfterRun(t *testing.T) {
+	w := newClipWorld(t)
+	s := w.state()
+	g := w.nestedConn()
+	defer g.Close()
+	clip, err := xproto.InternAtom(g, false, 9, "CLIPBOARD").Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	win, _ := xproto.NewWindowId(g)
+	root := xproto.Setup(g).DefaultScreen(g).Root
+	if err := xproto.CreateWindowChecked(g, 0, win, root, 0, 0, 1, 1, 0, xproto.WindowClassInputOnly, 0, 0, nil).Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := xproto.SetSelectionOwnerChecked(g, win, clip.Atom, xproto.TimeCurrentTime).Check(); err != nil {
+		t.Fatal(err)
+	}
+	pulled := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := ClipPull(ctx, w.root, s, false)
+		pulled <- err
+	}()
+	// The pull is in flight once its request reaches the silent owner.
+	asked := make(chan struct{})
+	go func() {
+		for {
+			ev, _ := g.WaitForEvent()
+			if _, ok := ev.(xproto.SelectionRequestEvent); ok {
+				close(asked)
+				return
+			}
+			if ev == nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pull's request did not reach the guest's owner")
+	}
+	w.cancel()
+	<-w.done
+	<-pulled
+	// The pull's own wait would have ended ClipboardTimeout after it began.
+	time.Sleep(ClipboardTimeout + time.Second)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.late) > 0 {
+		t.Errorf("reports after Run returned: %q", w.late)
 	}
 }

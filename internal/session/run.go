@@ -142,6 +142,9 @@ func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 	r := &runner{pl: pl, o: o, start: time.Now()}
 	closeOutput := r.wrapOutput()
 	defer closeOutput()
+	// After the teardown, nothing reports: a goroutine that outlived its
+	// bounded wait stays silent.
+	defer r.silence()
 	stopCleanup := r.cleanStaleInBackground(ctx)
 	defer stopCleanup()
 	defer func() {
@@ -210,6 +213,9 @@ type runner struct {
 	conn    *xgb.Conn
 	client  *guest.Client
 	started bool // the session directory exists: errors after this may be a signal's doing
+
+	reportMu sync.RWMutex // held (read) while Progress or Notice runs
+	silent   bool         // Run returns: no more Progress or Notice
 }
 
 // step is one thing teardown undoes.
@@ -223,15 +229,27 @@ func (r *runner) push(name string, undo func(ctx context.Context) error) {
 }
 
 func (r *runner) phase(name string) {
-	if r.o.Progress != nil {
+	r.reportMu.RLock()
+	defer r.reportMu.RUnlock()
+	if r.o.Progress != nil && !r.silent {
 		r.o.Progress(name, time.Since(r.start))
 	}
 }
 
 func (r *runner) notice(format string, args ...any) {
-	if r.o.Notice != nil {
+	r.reportMu.RLock()
+	defer r.reportMu.RUnlock()
+	if r.o.Notice != nil && !r.silent {
 		r.o.Notice(fmt.Sprintf(format, args...))
 	}
+}
+
+// silence waits for the Progress and Notice calls under way and lets no
+// more through.
+func (r *runner) silence() {
+	r.reportMu.Lock()
+	r.silent = true
+	r.reportMu.Unlock()
 }
 
 func (r *runner) saveState() {

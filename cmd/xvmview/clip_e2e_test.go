@@ -11,7 +11,8 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
-	"github.com/jezek/xgb/xtest"
+
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // TestClipboardGuest: a real guest over SSH (the ssh transport) whose app
@@ -88,28 +89,9 @@ screen = "640x480"
 // the frame.
 func clipKey(t *testing.T, h *xgb.Conn, frame xproto.Window, sym xproto.Keysym) {
 	t.Helper()
-	s := xproto.Setup(h)
-	root := s.DefaultScreen(h).Root
-	m, err := xproto.GetKeyboardMapping(h, s.MinKeycode, byte(int(s.MaxKeycode)-int(s.MinKeycode)+1)).Reply()
-	must(t, err)
-	code := func(k xproto.Keysym) byte {
-		per := int(m.KeysymsPerKeycode)
-		for i := 0; (i+1)*per <= len(m.Keysyms); i++ {
-			if m.Keysyms[i*per] == k {
-				return byte(int(s.MinKeycode) + i)
-			}
-		}
-		t.Fatalf("no keycode for 0x%x", k)
-		return 0
-	}
+	root := xproto.Setup(h).DefaultScreen(h).Root
 	g, err := xproto.GetGeometry(h, xproto.Drawable(frame)).Reply()
 	must(t, err)
 	must(t, xproto.WarpPointerChecked(h, 0, root, 0, 0, 0, 0, g.X+int16(g.Width/2), g.Y+int16(g.Height/2)).Check())
-	keys := []byte{code(0xffe3), code(0xffe1), code(sym)}
-	for _, k := range keys {
-		must(t, xtest.FakeInputChecked(h, xproto.KeyPress, k, 0, root, 0, 0, 0).Check())
-	}
-	for i := len(keys) - 1; i >= 0; i-- {
-		must(t, xtest.FakeInputChecked(h, xproto.KeyRelease, keys[i], 0, root, 0, 0, 0).Check())
-	}
+	testguest.PressKeys(t, h, testguest.ControlL, testguest.ShiftL, sym)
 }

@@ -535,24 +535,6 @@ func startHostWM(t *testing.T, x *testguest.Xvfb) {
 	})
 }
 
-// keycodeFor finds sym's keycode on conn's keyboard.
-func keycodeFor(t *testing.T, c *xgb.Conn, sym xproto.Keysym) byte {
-	t.Helper()
-	s := xproto.Setup(c)
-	m, err := xproto.GetKeyboardMapping(c, s.MinKeycode, byte(int(s.MaxKeycode)-int(s.MinKeycode)+1)).Reply()
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := int(m.KeysymsPerKeycode)
-	for i := 0; (i+1)*per <= len(m.Keysyms); i++ {
-		if m.Keysyms[i*per] == sym {
-			return byte(int(s.MinKeycode) + i)
-		}
-	}
-	t.Fatalf("no keycode for 0x%x", sym)
-	return 0
-}
-
 // testKeysGrabbed: Ctrl+Shift+C typed on the host display over the frame
 // reaches the frame's Keys and never the nested display, where a window
 // covering the screen listens for key presses; a plain 'c' does reach it.
@@ -620,7 +602,7 @@ func testKeysGrabbed(t *testing.T, withWM bool) {
 	if err := xproto.WarpPointerChecked(h, 0, root, 0, 0, 0, 0, abs.DstX, abs.DstY).Check(); err != nil {
 		t.Fatal(err)
 	}
-	ctrl, shift, c := keycodeFor(t, h, 0xffe3), keycodeFor(t, h, 0xffe1), keycodeFor(t, h, 'c')
+	ctrl, shift, c := testguest.Keycode(t, h, testguest.ControlL), testguest.Keycode(t, h, testguest.ShiftL), testguest.Keycode(t, h, 'c')
 	press := func(codes ...byte) {
 		for _, k := range codes {
 			xtest.FakeInput(h, xproto.KeyPress, k, 0, root, 0, 0, 0)
@@ -635,7 +617,7 @@ func testKeysGrabbed(t *testing.T, withWM bool) {
 	if !waitKey(gotKeys, c) {
 		t.Fatal("a plain 'c' typed over the frame did not reach the nested display")
 	}
-	marker := keycodeFor(t, h, 'x')
+	marker := testguest.Keycode(t, h, 'x')
 	press(ctrl, shift, c)
 	press(marker) // every key event before it has arrived once it does
 	seen, ok := waitKeys(gotKeys, marker)

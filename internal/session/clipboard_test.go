@@ -154,37 +154,12 @@ func (w *clipWorld) xclip(nested bool, stdin string, args ...string) (string, bo
 func (w *clipWorld) key(sym xproto.Keysym) {
 	w.t.Helper()
 	h := w.host
-	setup := xproto.Setup(h)
-	root := setup.DefaultScreen(h).Root
-	m, err := xproto.GetKeyboardMapping(h, setup.MinKeycode, byte(int(setup.MaxKeycode)-int(setup.MinKeycode)+1)).Reply()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	code := func(s xproto.Keysym) byte {
-		per := int(m.KeysymsPerKeycode)
-		for i := 0; (i+1)*per <= len(m.Keysyms); i++ {
-			if m.Keysyms[i*per] == s {
-				return byte(int(setup.MinKeycode) + i)
-			}
-		}
-		w.t.Fatalf("no keycode for keysym 0x%x", s)
-		return 0
-	}
+	s := xproto.Setup(h).DefaultScreen(h)
 	// The frame is centred on the screen without a window manager.
-	s := setup.DefaultScreen(h)
-	if err := xproto.WarpPointerChecked(h, 0, root, 0, 0, 0, 0, int16(s.WidthInPixels/2), int16(s.HeightInPixels/2)).Check(); err != nil {
+	if err := xproto.WarpPointerChecked(h, 0, s.Root, 0, 0, 0, 0, int16(s.WidthInPixels/2), int16(s.HeightInPixels/2)).Check(); err != nil {
 		w.t.Fatal(err)
 	}
-	keys := []byte{code(0xffe3), code(0xffe1), code(sym)} // Control_L, Shift_L, the key
-	for _, k := range keys {
-		xtest.FakeInput(h, xproto.KeyPress, k, 0, root, 0, 0, 0)
-	}
-	for i := len(keys) - 1; i >= 0; i-- {
-		xtest.FakeInput(h, xproto.KeyRelease, keys[i], 0, root, 0, 0, 0)
-	}
-	if _, err := xproto.GetInputFocus(h).Reply(); err != nil {
-		w.t.Fatal(err)
-	}
+	testguest.PressKeys(w.t, h, testguest.ControlL, testguest.ShiftL, sym)
 }
 
 func (w *clipWorld) guestGot() string {

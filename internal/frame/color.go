@@ -41,7 +41,9 @@ type color struct {
 }
 
 // ParseHex parses "#rgb", "#rrggbb", "#rrrgggbbb" or "#rrrrggggbbbb" into
-// 16-bit channels, as XParseColor does.
+// 16-bit channels as XParseColor does: the digits are the most significant
+// bits of each channel (#f00 is #f00000000000, not #ffff00000000 as in CSS),
+// so a colour is the same here as for every other X program.
 func ParseHex(s string) (r, g, b uint16, err error) {
 	h := strings.TrimPrefix(s, "#")
 	if len(h) == len(s) || len(h)%3 != 0 || len(h) == 0 || len(h) > 12 {
@@ -51,13 +53,11 @@ func ParseHex(s string) (r, g, b uint16, err error) {
 	var ch [3]uint16
 	for i := range ch {
 		d := h[i*n : (i+1)*n]
-		// Scale to 16 bits by repeating the digits: #f00 = #ffff00000000.
-		full := strings.Repeat(d, 4)[:4]
-		v, err := strconv.ParseUint(full, 16, 16)
+		v, err := strconv.ParseUint(d, 16, 16)
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("colour %q is not #rgb, #rrggbb, #rrrgggbbb or #rrrrggggbbbb", s)
 		}
-		ch[i] = uint16(v)
+		ch[i] = uint16(v << (4 * (4 - n)))
 	}
 	return ch[0], ch[1], ch[2], nil
 }

@@ -55,10 +55,13 @@ func TestParseHex(t *testing.T) {
 		r, g, b uint16
 		bad     bool
 	}{
-		{in: "#f00", r: 0xffff},
-		{in: "#cc0000", r: 0xcccc},
-		{in: "#123456", r: 0x1212, g: 0x3434, b: 0x5656},
-		{in: "#123456789", r: 0x1231, g: 0x4564, b: 0x7897},
+		// XParseColor: the digits are the high bits (Xlib's XParseColor(3)
+		// says #3a7 is #3000a0007000), not repeated as in CSS.
+		{in: "#f00", r: 0xf000},
+		{in: "#3a7", r: 0x3000, g: 0xa000, b: 0x7000},
+		{in: "#cc0000", r: 0xcc00},
+		{in: "#123456", r: 0x1200, g: 0x3400, b: 0x5600},
+		{in: "#123456789", r: 0x1230, g: 0x4560, b: 0x7890},
 		{in: "#0000ffff0000", g: 0xffff},
 		{in: "cc0000", bad: true},
 		{in: "#cc000", bad: true},

@@ -82,10 +82,10 @@ func (r *runner) startClipboard(ctx context.Context) error {
 	if r.pl.Profile.ClipboardOff {
 		return nil
 	}
-	display, xauthority := hostDisplay(r.pl.Xephyr.Env)
-	hc, err := xephyr.DialHost(ctx, display, xauthority)
+	hd := hostDisplay(r.pl.Xephyr.Env)
+	hc, err := xephyr.DialHost(ctx, hd.Display, hd.Xauthority)
 	if err != nil {
-		return &HostDisplayError{Display: display, Err: fmt.Errorf("clipboard: %w", err)}
+		return &HostDisplayError{Display: hd.Display, Err: fmt.Errorf("clipboard: %w", err)}
 	}
 	host, err := clipboard.New(ctx, hc)
 	if err != nil {

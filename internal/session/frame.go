@@ -11,7 +11,6 @@ import (
 	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/profile"
-	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
@@ -94,9 +93,9 @@ func describeFrame(o frame.Options, p profile.Profile) string {
 		ck, pk, PasteWindow, p.ClipboardLimit())
 }
 
-// hostDisplay returns DISPLAY and the Xauthority file for the host display
-// from Xephyr's environment (nil: ours), as libXau finds it.
-func hostDisplay(env []string) (display, xauthority string) {
+// hostDisplay is the host display named by Xephyr's environment (nil:
+// ours), as HostDisplayFrom reads it.
+func hostDisplay(env []string) HostDisplay {
 	get := os.Getenv
 	if env != nil {
 		get = func(k string) string {
@@ -108,7 +107,7 @@ func hostDisplay(env []string) (display, xauthority string) {
 			return ""
 		}
 	}
-	return get("DISPLAY"), xauth.FileName(get)
+	return HostDisplayFrom(get)
 }
 
 // openFrame draws the trust frame on the host display and points Xephyr's
@@ -118,11 +117,12 @@ func (r *runner) openFrame(ctx context.Context, xo *xephyr.Options) error {
 	if _, err := xephyr.Find(xo.Binary); err != nil {
 		return err
 	}
-	display, xauthority := hostDisplay(xo.Env)
+	hd := hostDisplay(xo.Env)
+	display := hd.Display
 	if display == "" {
 		return NoDisplayError{}
 	}
-	conn, err := xephyr.DialHost(ctx, display, xauthority)
+	conn, err := xephyr.DialHost(ctx, display, hd.Xauthority)
 	if err != nil {
 		return &HostDisplayError{Display: display, Err: fmt.Errorf("draw the window frame: %w", err)}
 	}

@@ -185,3 +185,16 @@ func TestPlanXephyrMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestHostDisplayFromEnv(t *testing.T) {
+	env := []string{"DISPLAY=:1", "HOME=/home/a", "DISPLAY=:7", "XAUTHORITY=/x/auth"}
+	want := HostDisplay{Display: ":7", Xauthority: "/x/auth"}
+	if got := hostDisplay(env); got != want {
+		t.Errorf("hostDisplay(%q) = %+v, want %+v", env, got, want)
+	}
+	env = []string{"DISPLAY=:2", "HOME=/home/a"}
+	want = HostDisplayFrom(func(k string) string { return map[string]string{"DISPLAY": ":2", "HOME": "/home/a"}[k] })
+	if got := hostDisplay(env); got != want || got.Xauthority != "/home/a/.Xauthority" {
+		t.Errorf("hostDisplay(%q) = %+v, want %+v", env, got, want)
+	}
+}

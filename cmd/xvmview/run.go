@@ -74,6 +74,7 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	host := session.HostDisplayFrom(c.env.Getenv)
 	if host.Display != "" {
 		facts.HostEnv = c.env.Environ()
+		facts.Memory = session.ProbeMemory(facts.HostEnv)
 		// A host display that does not answer its query only costs the
 		// defaults; Xephyr's own error says more if it cannot open it.
 		h, release, err := host.Open(ctx)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/memcg"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
 	"github.com/xvmview/xvmview/internal/xephyr"
@@ -31,6 +32,26 @@ type Facts struct {
 	// Host is the host display's size, DPI and keyboard (xephyr.QueryHost);
 	// nil = unknown: Xephyr's defaults, and screen "auto" is DefaultScreen.
 	Host *xephyr.HostFacts
+	// Memory says what would hold Xephyr's memory limit besides
+	// RLIMIT_DATA (ProbeMemory), for --dry-run; "" = not looked at.
+	Memory string
+}
+
+// XephyrCgroupPrefix begins the name of the systemd scope
+// (PREFIX+ID+".scope") or memory cgroup leaf (PREFIX+ID) that holds a
+// session's Xephyr.
+const XephyrCgroupPrefix = "xvmview-xephyr-"
+
+// ProbeMemory says, changing nothing, what Run would try to put Xephyr's
+// memory limit in besides RLIMIT_DATA, with env the host environment
+// (Facts.HostEnv): memcg.Probe.
+// It returns "none" when there is neither.
+func ProbeMemory(env []string) string {
+	c := memcg.Probe(memcg.Config{Name: XephyrCgroupPrefix + "ID", Env: env})
+	if len(c) == 0 {
+		return "none"
+	}
+	return strings.Join(c, ", else ")
 }
 
 // Timeouts bound each phase of a launch and of the teardown.
@@ -60,6 +81,7 @@ type Plan struct {
 	Fidelity      Fidelity      // where the screen, DPI and keyboard come from (fidelity.go)
 	Frame         frame.Options // the trust frame around the window (frame.go)
 	VM            *VM           // the libvirt domain behind the guest (vm.go); nil = none
+	MemoryProbe   string        // Facts.Memory
 }
 
 // NewPlan builds the plan for running profile p with extra arguments appended
@@ -84,6 +106,7 @@ func NewPlan(p profile.Profile, extra []string, f Facts) (Plan, error) {
 		Command:       cmd,
 		Hostname:      f.Hostname,
 		Timeouts:      DefaultTimeouts,
+		MemoryProbe:   f.Memory,
 	}
 	if !p.Local() {
 		t := *f.Guest
@@ -185,6 +208,13 @@ func (pl Plan) Describe(w io.Writer) error {
 		src = "xephyr_memory"
 	}
 	fmt.Fprintf(w, "confined: only the variables that open the host display (DISPLAY, XAUTHORITY), no_new_privs, RLIMIT_DATA %d MiB (%s)\n", x.MemoryLimit>>20, src)
+	switch pl.MemoryProbe {
+	case "":
+	case "none":
+		fmt.Fprintf(w, "memory:   RLIMIT_DATA alone: no way to the user's systemd and no memory cgroup this user can write\n")
+	default:
+		fmt.Fprintf(w, "memory:   the same %d MiB, no swap, in %s; RLIMIT_DATA stays as the backstop\n", x.MemoryLimit>>20, pl.MemoryProbe)
+	}
 	pl.Fidelity.describe(w)
 	fmt.Fprintf(w, "frame:    %s\n", describeFrame(pl.Frame, pl.Profile))
 	if pl.Guest == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/xvmview/xvmview/internal/frame"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/guesttext"
+	"github.com/xvmview/xvmview/internal/memcg"
 	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -398,6 +399,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	xo := pl.Xephyr
 	xo.AuthFile = authFile
 	xo.Stderr = r.o.XephyrStderr
+	xo.Memcg = &memcg.Config{Name: XephyrCgroupPrefix + dir.ID}
 	if err := r.openFrame(startCtx, &xo); err != nil {
 		return Result{}, err
 	}
@@ -408,8 +410,14 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	r.srv = srv
 	r.push("Xephyr", srv.CloseContext)
 	r.state.XephyrPID, r.state.Display = srv.PID, srv.Display
+	if srv.Memory.Owned() {
+		r.state.XephyrCgroup = srv.Memory.Path
+	}
 	r.saveState()
 	r.phase(fmt.Sprintf("Xephyr ready on :%d", srv.Display))
+	if srv.Memory != nil {
+		r.phase(fmt.Sprintf("Xephyr's memory limit: RLIMIT_DATA %d MiB; %s", xo.MemoryLimit>>20, srv.Memory))
+	}
 	if _, err := r.frame.Child(startCtx.Done()); err != nil {
 		return Result{Display: srv.Display}, err
 	}

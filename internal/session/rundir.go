@@ -110,6 +110,7 @@ type State struct {
 	LauncherTime uint64        `json:"launcher_start_ticks"`
 	Started      time.Time     `json:"started"`
 	XephyrPID    int           `json:"xephyr_pid,omitempty"`
+	XephyrCgroup string        `json:"xephyr_cgroup,omitempty"` // the memory cgroup leaf made for Xephyr, removed with it
 	Display      int           `json:"display"`
 	Guest        *guest.Target `json:"guest,omitempty"`
 	GuestDisplay string        `json:"guest_display,omitempty"` // the display the guest's programs use

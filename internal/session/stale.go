@@ -13,6 +13,7 @@ import (
 
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/guesttext"
+	"github.com/xvmview/xvmview/internal/memcg"
 	"github.com/xvmview/xvmview/internal/procfs"
 )
 
@@ -218,6 +219,11 @@ func cleanOne(ctx context.Context, dir, claimed string, s State, live []State) e
 	if s.XephyrPID > 0 {
 		if err := endXephyr(ctx, s.XephyrPID, filepath.Join(dir, "server.xauth")); err != nil {
 			return fmt.Errorf("end Xephyr pid %d: %w", s.XephyrPID, err)
+		}
+	}
+	if s.XephyrCgroup != "" {
+		if err := memcg.RemoveStale(ctx, s.XephyrCgroup, XephyrCgroupPrefix); err != nil {
+			return err
 		}
 	}
 	if s.GuestEntry && s.Guest != nil && !displayInUse(s, live) {

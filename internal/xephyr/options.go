@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/xvmview/xvmview/internal/memcg"
 )
 
 // XKB names a keyboard configuration, as in the _XKB_RULES_NAMES root
@@ -43,6 +45,11 @@ type Options struct {
 	// otherwise at least MinMemoryLimit. DefaultMemoryLimit sizes it from
 	// the screen.
 	MemoryLimit int64
+	// Memcg, when set, also puts Xephyr under MemoryLimit in a systemd
+	// user scope or a memory cgroup (memcg.Apply; Config.Env defaults to
+	// Env), before it accepts clients; RLIMIT_DATA stays as the backstop.
+	// Server.Memory says what was used. nil: RLIMIT_DATA alone.
+	Memcg *memcg.Config
 	// Stderr receives Xephyr's stderr; nil discards it. A bounded tail is
 	// kept either way for error messages.
 	Stderr io.Writer

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/xvmview/xvmview/internal/memcg"
 )
 
 // closeGrace is how long Close waits after SIGTERM before SIGKILL. Xephyr
@@ -74,6 +76,10 @@ func (e *ExitError) Unwrap() error { return e.Err }
 type Server struct {
 	Display int // the nested display number N (":N")
 	PID     int
+	// Memory is the scope or cgroup that limits Xephyr's memory besides
+	// RLIMIT_DATA (Options.Memcg); nil without Options.Memcg. Close
+	// removes a cgroup leaf of its own once Xephyr has exited.
+	Memory *memcg.Limit
 
 	cmd      *exec.Cmd
 	tail     *tailBuffer
@@ -163,6 +169,17 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	if o.Memcg != nil && o.MemoryLimit > 0 {
+		c := *o.Memcg
+		if c.Env == nil {
+			c.Env = o.Env
+		}
+		s.Memory, err = memcg.Apply(ctx, s.PID, o.MemoryLimit, c)
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("start Xephyr: %w", err)
+		}
+	}
 
 	type line struct {
 		s   string
@@ -195,6 +212,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.Display = n
 		return s, nil
 	case <-s.done:
+		_ = s.Close() // removes its cgroup leaf
 		return nil, s.startupError()
 	case <-ctx.Done():
 		_ = s.Close()
@@ -283,10 +301,11 @@ func (s *Server) Err() error {
 
 // Close stops Xephyr: SIGTERM (which lets it remove its socket), then
 // SIGKILL if it has not exited after a grace period of 3 s, and then the
-// socket it left is removed. It returns once the process is gone. It is
-// idempotent and safe to call concurrently with itself and with Done;
-// every call returns the first call's result: nil, or an error saying the
-// killed Xephyr's socket could not be removed.
+// socket it left is removed, and the memory cgroup leaf Start made for it
+// (Memory). It returns once the process is gone. It is idempotent and safe
+// to call concurrently with itself and with Done; every call returns the
+// first call's result: nil, or an error saying the killed Xephyr's socket
+// or its cgroup leaf could not be removed.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 	defer cancel()
@@ -298,7 +317,16 @@ func (s *Server) Close() error {
 // to be killed, the socket it could not remove is removed here: the process
 // this Server started has been waited for, so the socket is nobody's.
 func (s *Server) CloseContext(ctx context.Context) error {
-	s.closeOnce.Do(func() { s.closeErr = s.stop(ctx) })
+	s.closeOnce.Do(func() {
+		s.closeErr = s.stop(ctx)
+		if s.Memory != nil {
+			// The process is gone: the leaf is empty now or in a moment
+			// (a descendant such as xkbcomp), whatever ctx says.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			s.closeErr = errors.Join(s.closeErr, s.Memory.Remove(rctx))
+		}
+	})
 	return s.closeErr
 }
 

@@ -198,3 +198,35 @@ func TestHostDisplayFromEnv(t *testing.T) {
 		t.Errorf("hostDisplay(%q) = %+v, want %+v", env, got, want)
 	}
 }
+
+// TestDescribeMemory: --dry-run says where the memory limit would be held
+// besides RLIMIT_DATA, as ProbeMemory found it.
+func TestDescribeMemory(t *testing.T) {
+	p := testProfile(t, "web", "host = \"local\"\ncommand = [\"xterm\"]\nscreen = \"800x600\"\nresizeable = false\n")
+	for _, tc := range []struct{ probe, want string }{
+		{"", ""},
+		{"none", "memory:   RLIMIT_DATA alone: no way to the user's systemd and no memory cgroup this user can write\n"},
+		{"a systemd user scope if the user's systemd answers on the session bus unix:path=/run/user/1/bus, else a cgroup v1 memory leaf in /sys/fs/cgroup/memory/u",
+			"memory:   the same 285 MiB, no swap, in a systemd user scope if the user's systemd answers on the session bus unix:path=/run/user/1/bus, else a cgroup v1 memory leaf in /sys/fs/cgroup/memory/u; RLIMIT_DATA stays as the backstop\n"},
+	} {
+		pl, err := NewPlan(p, nil, Facts{RuntimeRoot: "/run/user/1/xvmview", Memory: tc.probe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := pl.Describe(&b); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.String(); tc.want != "" && !strings.Contains(got, tc.want) || tc.want == "" && strings.Contains(got, "memory:") {
+			t.Errorf("probe %q: dry run\n%s\nwant the line %q", tc.probe, got, tc.want)
+		}
+	}
+	// This machine, as the CLI asks.
+	env := []string{"XDG_RUNTIME_DIR=" + t.TempDir()}
+	if got := ProbeMemory(env); got == "" || strings.Contains(got, "systemd") {
+		t.Errorf("ProbeMemory without a bus = %q, want the cgroups alone or none", got)
+	}
+	if got := ProbeMemory(append(env, "DBUS_SESSION_BUS_ADDRESS=unix:path=/x/bus")); !strings.HasPrefix(got, "a systemd user scope if the user's systemd answers on the session bus unix:path=/x/bus") {
+		t.Errorf("ProbeMemory with a bus = %q", got)
+	}
+}

@@ -236,3 +236,40 @@ func TestGuestProcGrace(t *testing.T) {
 		t.Errorf("guestProc = %+v, want the plan's grace 7s, the session's output, the argv and env", spec)
 	}
 }
+
+// TestRunMemoryCgroup: a session's Xephyr runs in a memory cgroup leaf
+// named after the session (no systemd here), recorded in its state for
+// crash recovery and reported as a phase; the leaf goes with the session.
+func TestRunMemoryCgroup(t *testing.T) {
+	if !strings.Contains(ProbeMemory(nil), "cgroup") {
+		testguest.Missing(t, "a memory cgroup this user can write", "run as root on a machine with the cgroup v1 memory controller or a delegated cgroup v2 subtree")
+	}
+	r := startLocalRun(t, "exec sleep 60")
+	s := r.waitStarted()
+	if filepath.Base(s.XephyrCgroup) != XephyrCgroupPrefix+s.ID {
+		t.Fatalf("state's XephyrCgroup = %q, want a leaf named %s%s", s.XephyrCgroup, XephyrCgroupPrefix, s.ID)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.XephyrPID))
+	if err != nil || !strings.Contains(string(b), "/"+XephyrCgroupPrefix+s.ID+"\n") {
+		t.Errorf("Xephyr's /proc/PID/cgroup = %q (%v), want the leaf", b, err)
+	}
+	r.mu.Lock()
+	var phase string
+	for _, p := range r.phases {
+		if strings.HasPrefix(p, "Xephyr's memory limit: ") {
+			phase = p
+		}
+	}
+	r.mu.Unlock()
+	if !strings.Contains(phase, "RLIMIT_DATA ") || !strings.Contains(phase, s.XephyrCgroup) {
+		t.Errorf("memory phase = %q, want RLIMIT_DATA and the leaf", phase)
+	}
+	r.cancel()
+	if _, err := r.wait(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	r.checkCleanedUp(s)
+	if _, err := os.Stat(s.XephyrCgroup); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("leaf %s still there after the session: %v", s.XephyrCgroup, err)
+	}
+}

@@ -12,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/memcg"
 	"github.com/xvmview/xvmview/internal/profile"
+	"github.com/xvmview/xvmview/internal/testguest"
 )
 
 // unreachableGuest is a guest target on a loopback port nothing listens on.
@@ -132,5 +134,40 @@ func TestHeadBuffer(t *testing.T) {
 	h.Reset()
 	if h.line() != "" {
 		t.Error("Reset kept text")
+	}
+}
+
+// TestCleanStaleCgroup: the memory cgroup leaf of a session whose launcher
+// died goes with its record.
+func TestCleanStaleCgroup(t *testing.T) {
+	probe := memcg.Probe(memcg.Config{NoScope: true})
+	if len(probe) == 0 {
+		testguest.Missing(t, "a memory cgroup this user can write", "run as root on a machine with the cgroup v1 memory controller or a delegated cgroup v2 subtree")
+	}
+	root := filepath.Join(t.TempDir(), "xvmview")
+	must(t, ensurePrivateDir(root))
+	dead := exec.Command("true")
+	must(t, dead.Run())
+	d, err := newSessionDir(root)
+	must(t, err)
+	// A leaf as Run makes it, for a process that has gone since.
+	proc := exec.Command("sleep", "60")
+	must(t, proc.Start())
+	l, err := memcg.Apply(context.Background(), proc.Process.Pid, 64<<20, memcg.Config{Name: XephyrCgroupPrefix + d.ID, NoScope: true})
+	_ = proc.Process.Kill()
+	_ = proc.Wait()
+	must(t, err)
+	if !l.Owned() {
+		t.Fatalf("Apply = %v, want a leaf", l)
+	}
+	t.Cleanup(func() { _ = os.Remove(l.Path) })
+	must(t, d.writeState(&State{ID: d.ID, Profile: "web", LauncherPID: dead.Process.Pid, Display: -1, XephyrCgroup: l.Path}))
+	var notices []string
+	CleanStale(context.Background(), root, func(f string, a ...any) { notices = append(notices, fmt.Sprintf(f, a...)) })
+	if _, err := os.Stat(l.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale leaf %s still there: %v (notices %q)", l.Path, err, notices)
+	}
+	if states, _ := ReadStates(root); len(states) != 0 {
+		t.Errorf("records left: %+v", states)
 	}
 }

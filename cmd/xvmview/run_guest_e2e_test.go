@@ -158,3 +158,42 @@ window_manager = ["twm"]
 		})
 	}
 }
+
+// TestRunKeeperKilled: when the guest-side keeper of the session's
+// Xauthority dies mid-session (SIGTERM: its trap removes the file; SIGKILL:
+// the file stays without its keeper), the session ends at once with an
+// error that says so, instead of running on with new X connections
+// refused; the teardown leaves nothing behind on host or guest, the
+// directory of a SIGKILLed keeper included.
+func TestRunKeeperKilled(t *testing.T) {
+	w := newWorld(t, true)
+	w.profile("keeper", fmt.Sprintf(`host = "e2eguest"
+command = ["sh", "-c", %q]
+window_manager = ["twm"]
+`, appScript))
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			l := w.start("run", "keeper")
+			s, _ := w.session(l)
+			procs, err := w.g.Processes()
+			must(t, err)
+			keeper := -1
+			for _, p := range procs {
+				if strings.Contains(strings.Join(p.Cmdline, " "), "nmerge") {
+					keeper = p.PID
+				}
+			}
+			if keeper < 0 {
+				t.Fatalf("no keeper among the guest's processes %v", procs)
+			}
+			must(t, syscall.Kill(keeper, sig))
+			if st := l.wait(t); st != 1 {
+				t.Errorf("exit status %d, want 1; stderr:\n%s", st, l.stderr.String())
+			}
+			if want := "lost the session's Xauthority"; !strings.Contains(l.stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+			}
+			w.checkGone(s)
+		})
+	}
+}

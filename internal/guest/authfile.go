@@ -219,8 +219,24 @@ func (e *AuthFileError) Error() string {
 
 func (e *AuthFileError) Unwrap() error { return e.Err }
 
-// Done is closed when the keeper's session has ended: the file is gone.
+// Done is closed when the keeper's session has ended: the file is gone
+// (or, if the keeper was killed by SIGKILL, left without its keeper).
 func (a *AuthFile) Done() <-chan struct{} { return a.done }
+
+// Err says how the keeper's session ended, once Done is closed: its exit
+// status, or that the session ended without one (connection lost). It is
+// nil while the keeper runs.
+func (a *AuthFile) Err() error {
+	select {
+	case <-a.done:
+	default:
+		return nil
+	}
+	if a.err != nil {
+		return a.err
+	}
+	return fmt.Errorf("the Xauthority keeper exited with status %d", a.status)
+}
 
 // Close ends the keeper: it closes the channel, on which the keeper removes
 // the directory and exits, and waits for its exit status, bounded by ctx and

@@ -68,6 +68,7 @@ const (
 	EndXephyr               // the Xephyr window was closed (or the server died)
 	EndGuestLost            // the SSH connection to the guest dropped
 	EndCanceled             // the context was canceled: a signal
+	EndAuthLost             // the guest's session Xauthority went (its keeper ended)
 )
 
 func (e End) String() string {
@@ -80,6 +81,8 @@ func (e End) String() string {
 		return "the Xephyr window was closed"
 	case EndGuestLost:
 		return "the connection to the guest was lost"
+	case EndAuthLost:
+		return "the guest lost the session's Xauthority"
 	default:
 		return "interrupted"
 	}
@@ -107,6 +110,23 @@ func (e *GuestLostError) Error() string {
 }
 
 func (e *GuestLostError) Unwrap() error { return e.Err }
+
+// AuthLostError is returned when the guest's keeper of the session's
+// Xauthority file ended while the session ran (killed on the guest, or it
+// failed): the file is gone, so the guest's new X connections would be
+// refused. The session is ended rather than left half working.
+type AuthLostError struct {
+	Host string
+	Dir  string // the keeper's directory on the guest
+	Err  error  // how the keeper ended (AuthFile.Err)
+}
+
+func (e *AuthLostError) Error() string {
+	return fmt.Sprintf("the guest %s lost the session's Xauthority (%s): %v; new X connections from the guest would be refused, so the session was ended",
+		e.Host, e.Dir, e.Err)
+}
+
+func (e *AuthLostError) Unwrap() error { return e.Err }
 
 // OpenDisplayError is returned when the nested display accepted a client that
 // had no cookie: the launch is aborted rather than run an open server.
@@ -213,7 +233,8 @@ type runner struct {
 	clip    *clip        // the two clipboards; nil when the profile turns it off
 	conn    *xgb.Conn
 	client  *guest.Client
-	started bool // the session directory exists: errors after this may be a signal's doing
+	auth    *guest.AuthFile // the guest's session Xauthority; nil for a local profile
+	started bool            // the session directory exists: errors after this may be a signal's doing
 
 	reportMu sync.RWMutex // held (read) while Progress or Notice runs
 	silent   bool         // Run returns: no more Progress or Notice
@@ -535,7 +556,20 @@ func (r *runner) startGuest(ctx context.Context, c *guest.Client) (wm, app proc,
 		}
 		return nil, nil, fmt.Errorf("write the session's Xauthority on %s: %w", r.pl.Guest.HostName, err)
 	}
+	r.auth = af
 	r.push("guest session Xauthority", func(ctx context.Context) error {
+		select {
+		case <-af.Done():
+			// Its keeper ended mid-session (supervise said so): a keeper
+			// killed with SIGKILL left the directory. Remove it, if the
+			// connection still works; the cookie dies with Xephyr anyway.
+			_ = af.Close(ctx)
+			if !r.lost() {
+				_ = c.Run(ctx, "rm -rf -- "+guest.Quote(af.Dir), nil, io.Discard, io.Discard)
+			}
+			return nil
+		default:
+		}
 		if err := af.Close(ctx); err != nil {
 			return err
 		}
@@ -654,6 +688,10 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 	if r.client != nil {
 		lost = r.client.Done()
 	}
+	var authDone <-chan struct{}
+	if r.auth != nil {
+		authDone = r.auth.Done()
+	}
 	var wmDone <-chan struct{}
 	if wm != nil {
 		select {
@@ -693,6 +731,14 @@ func (r *runner) supervise(ctx context.Context, wm, app proc) (Result, error) {
 		case <-lost:
 			res.End = EndGuestLost
 			return res, &GuestLostError{Host: r.pl.Guest.HostName}
+		case <-authDone:
+			// The keeper's channel also ends when the connection drops.
+			if r.lostWithin(lostGrace) {
+				res.End = EndGuestLost
+				return res, &GuestLostError{Host: r.pl.Guest.HostName}
+			}
+			res.End = EndAuthLost
+			return res, &AuthLostError{Host: r.pl.Guest.HostName, Dir: r.auth.Dir, Err: r.auth.Err()}
 		case <-ctx.Done():
 			res.End = EndCanceled
 			r.phase("interrupted")

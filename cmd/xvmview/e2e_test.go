@@ -249,6 +249,11 @@ func (w *world) checkGone(s session.State) {
 	if argv, _ := procfs.Cmdline(s.XephyrPID); strings.Contains(strings.Join(argv, " "), "Xephyr") {
 		w.t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
 	}
+	if s.XephyrCgroup != "" {
+		if _, err := os.Stat(s.XephyrCgroup); !errors.Is(err, fs.ErrNotExist) {
+			w.t.Errorf("Xephyr's memory cgroup %s left behind (%v)", s.XephyrCgroup, err)
+		}
+	}
 	root := filepath.Join(w.runtime, "xvmview")
 	ents, err := os.ReadDir(root)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

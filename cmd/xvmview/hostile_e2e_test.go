@@ -147,6 +147,9 @@ screen = "640x480"
 					}
 				}
 				must(t, os.RemoveAll(filepath.Join(w.runtime, "xvmview", s.ID)))
+				if s.XephyrCgroup != "" {
+					must(t, os.Remove(s.XephyrCgroup))
+				}
 			}
 			w.checkGone(s)
 			if _, err := w.g.ReadHomeFile(".Xauthority"); !errors.Is(err, fs.ErrNotExist) {
@@ -230,6 +233,23 @@ xephyr_memory = "128M"
 	s, cookie := w.session(l)
 	if soft, hard, err := procfs.Limit(s.XephyrPID, "Max data size"); err != nil || soft != "134217728" || hard != "134217728" {
 		t.Errorf("Xephyr's data limit is %q/%q (err %v), want the 128M", soft, hard, err)
+	}
+	// And a memory cgroup leaf of the session's (this machine has the
+	// cgroup v1 memory controller; a systemd user scope has its own test).
+	if strings.Contains(session.ProbeMemory(nil), "cgroup") {
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.XephyrPID))
+		must(t, err)
+		if s.XephyrCgroup == "" || !strings.Contains(string(cg), "/"+filepath.Base(s.XephyrCgroup)+"\n") {
+			t.Errorf("Xephyr is not in its session's memory cgroup %q: %s", s.XephyrCgroup, cg)
+		} else {
+			lim, _ := os.ReadFile(filepath.Join(s.XephyrCgroup, "memory.limit_in_bytes"))
+			if lim2, err := os.ReadFile(filepath.Join(s.XephyrCgroup, "memory.max")); err == nil {
+				lim = lim2
+			}
+			if strings.TrimSpace(string(lim)) != "134217728" {
+				t.Errorf("the leaf's limit is %q, want 134217728", lim)
+			}
+		}
 	}
 	if v, err := procfs.StatusField(s.XephyrPID, "NoNewPrivs"); err != nil || v != "1" {
 		t.Errorf("Xephyr runs without no_new_privs (NoNewPrivs %q, err %v)", v, err)

@@ -213,7 +213,7 @@ func (pl Plan) Describe(w io.Writer) error {
 	case "none":
 		fmt.Fprintf(w, "memory:   RLIMIT_DATA alone: no way to the user's systemd and no memory cgroup this user can write\n")
 	default:
-		fmt.Fprintf(w, "memory:   the same %d MiB, no swap, in %s; RLIMIT_DATA stays as the backstop\n", x.MemoryLimit>>20, pl.MemoryProbe)
+		fmt.Fprintf(w, "memory:   the same %d MiB (swap included where the kernel accounts it) in %s; RLIMIT_DATA stays as the backstop\n", x.MemoryLimit>>20, pl.MemoryProbe)
 	}
 	pl.Fidelity.describe(w)
 	fmt.Fprintf(w, "frame:    %s\n", describeFrame(pl.Frame, pl.Profile))

@@ -207,7 +207,7 @@ func TestDescribeMemory(t *testing.T) {
 		{"", ""},
 		{"none", "memory:   RLIMIT_DATA alone: no way to the user's systemd and no memory cgroup this user can write\n"},
 		{"a systemd user scope if the user's systemd answers on the session bus unix:path=/run/user/1/bus, else a cgroup v1 memory leaf in /sys/fs/cgroup/memory/u",
-			"memory:   the same 285 MiB, no swap, in a systemd user scope if the user's systemd answers on the session bus unix:path=/run/user/1/bus, else a cgroup v1 memory leaf in /sys/fs/cgroup/memory/u; RLIMIT_DATA stays as the backstop\n"},
+			"memory:   the same 285 MiB (swap included where the kernel accounts it) in a systemd user scope if the user's systemd answers on the session bus unix:path=/run/user/1/bus, else a cgroup v1 memory leaf in /sys/fs/cgroup/memory/u; RLIMIT_DATA stays as the backstop\n"},
 	} {
 		pl, err := NewPlan(p, nil, Facts{RuntimeRoot: "/run/user/1/xvmview", Memory: tc.probe})
 		if err != nil {

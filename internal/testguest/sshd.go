@@ -263,7 +263,8 @@ func startSSHD(ctx context.Context, g *Guest) error {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
 	// Take sshd along if the test binary dies before Close.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	s.waitDone = make(chan struct{})
+	if err := startHeld(cmd, s.waitDone); err != nil {
 		_ = r.Close()
 		_ = w.Close()
 		return fmt.Errorf("start sshd: %w", err)
@@ -271,7 +272,6 @@ func startSSHD(ctx context.Context, g *Guest) error {
 	_ = w.Close()
 	s.sshd = cmd
 	g.SSHDPID = cmd.Process.Pid
-	s.waitDone = make(chan struct{})
 	listening := make(chan struct{})
 	go func() {
 		defer func() { _ = r.Close() }()

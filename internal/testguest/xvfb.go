@@ -84,7 +84,7 @@ func NewXvfb(ctx context.Context, opts XvfbOptions) (*Xvfb, error) {
 	cmd.ExtraFiles = []*os.File{fdW} // fd 3
 	cmd.Stdout, cmd.Stderr = logW, logW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
+	err = startHeld(cmd, x.waitDone)
 	_ = fdW.Close()
 	_ = logW.Close()
 	if err != nil {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestXvfb(t *testing.T) {
@@ -74,5 +77,30 @@ func TestXvfbBadArgs(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "no-such-option") {
 		t.Errorf("error does not quote Xvfb's output: %v", err)
+	}
+}
+
+// TestXvfbSurvivesThreadExits: threads of the test binary ending (as
+// xephyr.Start's confined thread does once its Xephyr has exited) do not
+// take the Xvfb along through its Pdeathsig (startHeld).
+func TestXvfbSurvivesThreadExits(t *testing.T) {
+	x := StartXvfb(t, XvfbOptions{})
+	// Many at once, each blocking a while: the runtime hands each a thread
+	// of its pool (the one that forked Xvfb among them) or a new one.
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // no Unlock: the thread ends with the goroutine
+			time.Sleep(20 * time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	// SIGKILL by Pdeathsig is immediate; its reaping, a moment later.
+	select {
+	case <-x.waitDone:
+		t.Fatalf("Xvfb pid %d died when threads of the test ended: %s", x.PID, x.Log())
+	case <-time.After(time.Second):
 	}
 }

@@ -82,6 +82,7 @@ func hintFor(err error, profileName, display string) string {
 		pe  *profile.Error
 		pnf *profile.NotFoundError
 		gl  *session.GuestLostError
+		al  *session.AuthLostError
 		ope *session.OpenDisplayError
 		fr  *session.ForwardingRefusedError
 		nx  *session.NoXauthError
@@ -145,6 +146,8 @@ func hintFor(err error, profileName, display string) string {
 		return "fix the profile, then check it with 'xvmview list' or 'xvmview run NAME --dry-run'"
 	case errors.As(err, &gl):
 		return "the guest's processes end by themselves when the connection drops; run the profile again when the guest is back"
+	case errors.As(err, &al):
+		return "something on the guest ended xvmview's keeper of the session's cookie file (a process killer, a logout that ends the user's processes); run the profile again"
 	case errors.As(err, &fr):
 		return `in /etc/ssh/sshd_config on the guest set "AllowTcpForwarding yes" (or "remote"), ` +
 			`make sure "DisableForwarding yes" is not set and no Match block or PermitListen line overrides this, ` +

@@ -62,6 +62,7 @@ func TestHintFor(t *testing.T) {
 		{"unsafe dir", &session.UnsafeDirError{Path: "/run/x"}, []string{"remove /run/x", "XDG_RUNTIME_DIR"}, nil},
 		{"no session", noSessionError{"web"}, []string{"xvmview ps"}, nil},
 		{"guest lost", &session.GuestLostError{Host: "g"}, []string{"run the profile again"}, nil},
+		{"guest Xauthority lost", &session.AuthLostError{Host: "g", Dir: "/tmp/xvmview.0123456789", Err: errors.New("the Xauthority keeper exited with status 1")}, []string{"keeper of the session's cookie file", "run the profile again"}, nil},
 		{"open display", &session.OpenDisplayError{}, []string{"-auth file"}, nil},
 	}
 	for _, tt := range tests {

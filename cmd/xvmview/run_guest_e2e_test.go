@@ -190,8 +190,10 @@ window_manager = ["twm"]
 			if st := l.wait(t); st != 1 {
 				t.Errorf("exit status %d, want 1; stderr:\n%s", st, l.stderr.String())
 			}
-			if want := "lost the session's Xauthority"; !strings.Contains(l.stderr.String(), want) {
-				t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+			for _, want := range []string{"xvmview: error: the guest", "lost the session's Xauthority", "xvmview: hint: something on the guest ended xvmview's keeper"} {
+				if !strings.Contains(l.stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+				}
 			}
 			w.checkGone(s)
 		})

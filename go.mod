@@ -3,7 +3,6 @@ module github.com/xvmview/xvmview
 go 1.26.0
 
 require (
-	github.com/adrg/xdg v0.5.3
 	github.com/digitalocean/go-libvirt v0.0.0-20261013170128-efbbdf578ac8
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/jezek/xgb v1.3.0

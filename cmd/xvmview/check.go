@@ -6,12 +6,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/guesttext"
-	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -48,10 +46,11 @@ func (c *cli) check(ctx context.Context, name string) error {
 	}
 	k := newChecker(c.stdout)
 	session.Check(ctx, name, session.CheckEnv{
-		Dirs:        profile.DefaultDirs(),
+		Dirs:        c.profileDirs(),
 		Host:        session.HostDisplayFrom(c.env.Getenv),
-		RuntimeRoot: session.RuntimeRoot(xdg.RuntimeDir),
-		Ask:         &desktop.Asker{StdinTerminal: desktop.Terminal(c.env.Stdin), Getenv: c.env.Getenv},
+		SSH:         c.sshConfig(),
+		RuntimeRoot: c.runtimeRoot(),
+		Ask:         c.asker(),
 		CannotAsk:   desktop.ErrCannotAsk,
 		Progress: func(r session.CheckResult) {
 			facts := r.Facts

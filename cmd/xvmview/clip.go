@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/profile"
@@ -53,7 +52,7 @@ since that is where you chose to put it.`,
 
 // clipSession finds the one running session that what names.
 func (c *cli) clipSession(what string) (string, session.State, error) {
-	root := session.RuntimeRoot(xdg.RuntimeDir)
+	root := c.runtimeRoot()
 	live, stale, err := session.Live(root)
 	if err != nil {
 		return "", session.State{}, err

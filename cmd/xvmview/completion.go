@@ -22,19 +22,19 @@ func (c *cli) completeProfiles(_ *cobra.Command, args []string, toComplete strin
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return profileCompletions(toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+	return c.profileCompletions(toComplete, nil), cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeProfileArgs completes a command that takes any number of
 // profiles, offering each name that is not given yet.
 func (c *cli) completeProfileArgs(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	return profileCompletions(toComplete, args), cobra.ShellCompDirectiveNoFileComp
+	return c.profileCompletions(toComplete, args), cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeInstalled completes the profiles that have a menu entry, for
 // 'xvmview desktop remove'.
 func (c *cli) completeInstalled(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	names, err := desktop.Installed(applicationsDir())
+	names, err := desktop.Installed(c.applicationsDir())
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
@@ -49,8 +49,8 @@ func (c *cli) completeInstalled(_ *cobra.Command, args []string, toComplete stri
 
 // profileCompletions lists the profiles whose names start with prefix,
 // except those in skip, each with its description (one line).
-func profileCompletions(prefix string, skip []string) []cobra.Completion {
-	entries, err := profile.List(profile.DefaultDirs())
+func (c *cli) profileCompletions(prefix string, skip []string) []cobra.Completion {
+	entries, err := profile.List(c.profileDirs())
 	if err != nil {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/desktop"
@@ -14,7 +13,7 @@ import (
 )
 
 // applicationsDir is where menu entries go: $XDG_DATA_HOME/applications.
-func applicationsDir() string { return filepath.Join(xdg.DataHome, "applications") }
+func (c *cli) applicationsDir() string { return filepath.Join(c.dirs.DataHome, "applications") }
 
 func (c *cli) desktopCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -82,7 +81,7 @@ func (c *cli) desktopInstall(all bool, names []string) error {
 	if err != nil {
 		return fmt.Errorf("find xvmview's own path for the menu entries: %w", err)
 	}
-	dirs := profile.DefaultDirs()
+	dirs := c.profileDirs()
 	if all {
 		entries, err := profile.List(dirs)
 		if err != nil {
@@ -99,7 +98,7 @@ func (c *cli) desktopInstall(all bool, names []string) error {
 			names = append(names, e.Name)
 		}
 	}
-	dir := applicationsDir()
+	dir := c.applicationsDir()
 	for _, name := range names {
 		p, err := profile.Load(name, dirs)
 		if err != nil {
@@ -142,7 +141,7 @@ X-Xvmview-Profile line); a profile need not exist any more to have its entry rem
 }
 
 func (c *cli) desktopRemove(all bool, names []string) error {
-	dir := applicationsDir()
+	dir := c.applicationsDir()
 	if all {
 		var err error
 		if names, err = desktop.Installed(dir); err != nil {

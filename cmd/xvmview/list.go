@@ -15,7 +15,7 @@ func (c *cli) listCommand() *cobra.Command {
 		Short: "List the profiles you can run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			entries, err := profile.List(profile.DefaultDirs())
+			entries, err := profile.List(c.profileDirs())
 			if err != nil {
 				return err
 			}

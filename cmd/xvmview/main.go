@@ -14,9 +14,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/guesttext"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
@@ -65,6 +65,7 @@ type usageError struct{ error }
 // cli holds one invocation's I/O; nothing here is global.
 type cli struct {
 	env            Env
+	dirs           baseDirs // XDG base directories, from env
 	stdout, stderr io.Writer
 	status         int         // set by subcommands that pass a status through
 	profile        string      // the profile the command is about, for hints; "" for none
@@ -97,11 +98,8 @@ func (c *cli) noticef(format string, args ...any) {
 
 // run is the whole program but for signals and the final exit.
 func run(ctx context.Context, args []string, env Env) int {
-	xdg.Reload() // read XDG_* from the environment as it is now
-	if env.Stdin == nil {
-		env.Stdin = eofReader{}
-	}
-	c := &cli{env: env, stdout: env.Stdout, stderr: env.Stderr}
+	c := newCLI(env)
+	env = c.env
 	root := c.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
@@ -115,6 +113,23 @@ func run(ctx context.Context, args []string, env Env) int {
 		return c.status
 	}
 	return c.report(err)
+}
+
+// newCLI is one invocation in env: everything it reads from the
+// environment (XDG directories, HOME, DISPLAY, SSH_ASKPASS...) comes from
+// env, never from the process's. A nil Getenv or Environ is an empty
+// environment.
+func newCLI(env Env) *cli {
+	if env.Stdin == nil {
+		env.Stdin = eofReader{}
+	}
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Environ == nil {
+		env.Environ = func() []string { return nil }
+	}
+	return &cli{env: env, dirs: xdgDirs(env.Getenv), stdout: env.Stdout, stderr: env.Stderr}
 }
 
 // eofReader is the stdin of a caller that gave none.
@@ -160,7 +175,28 @@ func (c *cli) loadProfile(name string) (profile.Profile, error) {
 	if err := c.aboutProfile(name); err != nil {
 		return profile.Profile{}, err
 	}
-	return profile.Load(name, profile.DefaultDirs())
+	return profile.Load(name, c.profileDirs())
+}
+
+// profileDirs are where this invocation finds profiles.
+func (c *cli) profileDirs() profile.Dirs { return profile.DefaultDirs(c.dirs.ConfigHome) }
+
+// runtimeRoot is where this invocation's sessions keep their directories.
+func (c *cli) runtimeRoot() string {
+	tmp := c.env.Getenv("TMPDIR") // as os.TempDir reads it
+	if tmp == "" {
+		tmp = "/tmp"
+	}
+	return session.RuntimeRootIn(c.dirs.RuntimeDir, tmp)
+}
+
+// sshConfig says where this invocation's SSH files are: under its HOME.
+func (c *cli) sshConfig() session.SSHConfig { return session.SSHConfig{Home: c.env.Getenv("HOME")} }
+
+// asker asks this invocation's user for key passphrases: on its terminal,
+// or through its SSH_ASKPASS, which runs in its environment.
+func (c *cli) asker() *desktop.Asker {
+	return &desktop.Asker{StdinTerminal: desktop.Terminal(c.env.Stdin), Getenv: c.env.Getenv, Environ: c.env.Environ}
 }
 
 // exactlyOne accepts one argument, else returns a usage error saying msg.

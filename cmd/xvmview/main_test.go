@@ -120,7 +120,6 @@ func TestImports(t *testing.T) {
 		"github.com/xvmview/xvmview/internal/desktop":   true,
 		"github.com/spf13/cobra":                        true,
 		"github.com/spf13/cobra/doc":                    true,
-		"github.com/adrg/xdg":                           true,
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {

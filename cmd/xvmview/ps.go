@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/session"
@@ -29,7 +28,7 @@ reported on stderr with what failed: fix the guest, then 'xvmview stop ID' retri
 }
 
 func (c *cli) ps(ctx context.Context) error {
-	root := session.RuntimeRoot(xdg.RuntimeDir)
+	root := c.runtimeRoot()
 	live, stale, err := session.Live(root)
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/desktop"
@@ -62,10 +61,10 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	if err != nil {
 		return err
 	}
-	facts := session.Facts{RuntimeRoot: session.RuntimeRoot(xdg.RuntimeDir)}
+	facts := session.Facts{RuntimeRoot: c.runtimeRoot()}
 	facts.Hostname, _ = os.Hostname()
 	if !p.Local() {
-		t, err := session.ResolveGuest(p, session.SSHConfig{})
+		t, err := session.ResolveGuest(p, c.sshConfig())
 		if err != nil {
 			return err
 		}
@@ -101,7 +100,7 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 	if log != nil {
 		defer log.Close()
 	}
-	opts.Ask = &desktop.Asker{StdinTerminal: desktop.Terminal(c.env.Stdin), Getenv: c.env.Getenv}
+	opts.Ask = c.asker()
 	opts.CannotAsk = desktop.ErrCannotAsk
 	if d := c.desk; d != nil {
 		guestName := ""
@@ -159,7 +158,7 @@ func (c *cli) runProfile(ctx context.Context, name string, extra []string, dryRu
 func (c *cli) sessionOptions(profile string, verbose bool, screenshot string) (session.Options, *sessionLog) {
 	stdout, stderr := &keepGoing{w: c.stdout}, &keepGoing{w: c.stderr}
 	opts := session.Options{Stdout: stdout, Stderr: stderr, Screenshot: screenshot}
-	log, err := openSessionLog(logDir(xdg.StateHome), profile)
+	log, err := openSessionLog(logDir(c.dirs.StateHome), profile)
 	if err != nil {
 		c.noticef("no session log: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/session"
@@ -44,7 +43,7 @@ func (e noSessionError) Error() string {
 }
 
 func (c *cli) stop(ctx context.Context, what string) error {
-	root := session.RuntimeRoot(xdg.RuntimeDir)
+	root := c.runtimeRoot()
 	live, stale, err := session.Live(root)
 	if err != nil {
 		return err
@@ -105,7 +104,7 @@ func (c *cli) completeSessions(_ *cobra.Command, args []string, toComplete strin
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	live, _, err := session.Live(session.RuntimeRoot(xdg.RuntimeDir))
+	live, _, err := session.Live(c.runtimeRoot())
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}

@@ -48,7 +48,7 @@ func (c *cli) trust(ctx context.Context, name string, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
-	k, err := session.FetchGuestKey(ctx, p, session.SSHConfig{})
+	k, err := session.FetchGuestKey(ctx, p, c.sshConfig())
 	if err != nil {
 		return err
 	}

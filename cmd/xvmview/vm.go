@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/adrg/xdg"
 	"github.com/spf13/cobra"
 
 	"github.com/xvmview/xvmview/internal/session"
@@ -46,7 +45,7 @@ func (c *cli) vmStop(ctx context.Context, name string, grace time.Duration) erro
 	if err != nil {
 		return err
 	}
-	was, forced, err := session.StopVM(ctx, session.RuntimeRoot(xdg.RuntimeDir), p, grace)
+	was, forced, err := session.StopVM(ctx, c.runtimeRoot(), p, grace)
 	switch {
 	case err != nil:
 		return err

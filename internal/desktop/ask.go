@@ -45,6 +45,8 @@ type Asker struct {
 	StdinTerminal bool
 	// Getenv reads the environment (os.Getenv).
 	Getenv func(string) string
+	// Environ is the askpass program's environment (nil: os.Environ).
+	Environ func() []string
 	// TTY is the terminal to prompt on; "" means /dev/tty.
 	TTY string
 }
@@ -118,7 +120,11 @@ func (a *Asker) Confirm(ctx context.Context, prompt string) (bool, error) {
 func (a *Asker) askpass(ctx context.Context, prompt string, confirm bool) ([]byte, error) {
 	prog := a.askpassProgram()
 	cmd := exec.CommandContext(ctx, prog, prompt)
-	cmd.Env = os.Environ()
+	if a.Environ != nil {
+		cmd.Env = a.Environ()
+	} else {
+		cmd.Env = os.Environ()
+	}
 	for _, k := range []string{"DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY"} {
 		if v := a.Getenv(k); v != "" {
 			cmd.Env = append(cmd.Env, k+"="+v)

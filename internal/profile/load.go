@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/adrg/xdg"
-
 	"github.com/xvmview/xvmview/profiles"
 )
 
@@ -26,11 +24,11 @@ type Dirs struct {
 	Embedded fs.FS
 }
 
-// DefaultDirs returns $XDG_CONFIG_HOME/xvmview/profiles (usually
-// ~/.config/xvmview/profiles) and the profiles built into xvmview.
-func DefaultDirs() Dirs {
+// DefaultDirs returns configHome/xvmview/profiles (configHome is
+// $XDG_CONFIG_HOME, usually ~/.config) and the profiles built into xvmview.
+func DefaultDirs(configHome string) Dirs {
 	return Dirs{
-		User:     filepath.Join(xdg.ConfigHome, "xvmview", "profiles"),
+		User:     filepath.Join(configHome, "xvmview", "profiles"),
 		Embedded: profiles.FS,
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-
-	"github.com/adrg/xdg"
 )
 
 // embedded stands for the built-in profiles.
@@ -183,11 +181,8 @@ func TestListUnreadableUserDir(t *testing.T) {
 }
 
 func TestDefaultDirs(t *testing.T) {
-	t.Cleanup(xdg.Reload) // runs after t.Setenv restores the environment
 	cfg := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", cfg)
-	xdg.Reload()
-	d := DefaultDirs()
+	d := DefaultDirs(cfg)
 	if want := filepath.Join(cfg, "xvmview", "profiles"); d.User != want {
 		t.Errorf("User = %q, want %q", d.User, want)
 	}

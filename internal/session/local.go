@@ -31,11 +31,14 @@ type localProc struct {
 	once   sync.Once
 }
 
-// startLocal starts argv with the launcher's environment minus DISPLAY and
-// XAUTHORITY, plus env.
-func startLocal(env, argv []string, stdout, stderr io.Writer, grace time.Duration) (*localProc, error) {
+// startLocal starts argv with the launcher's environment base (nil: the
+// process's) minus DISPLAY and XAUTHORITY, plus env.
+func startLocal(base, env, argv []string, stdout, stderr io.Writer, grace time.Duration) (*localProc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(withoutX(os.Environ()), env...)
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(withoutX(base), env...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// Bounds Close's reap when something that left the group holds our pipes.

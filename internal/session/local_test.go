@@ -25,7 +25,7 @@ func TestLocalProcStatus(t *testing.T) {
 		{"killed by SIGTERM", []string{"sh", "-c", "kill -TERM $$"}, 128 + int(syscall.SIGTERM)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := startLocal(nil, tc.argv, nil, nil, time.Second)
+			p, err := startLocal(nil, nil, tc.argv, nil, nil, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestLocalProcCloseAfterExitSparesReusedGroup(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to steer PID allocation through ns_last_pid")
 	}
-	p, err := startLocal(nil, []string{"sh", "-c", "exit 0"}, nil, nil, time.Second)
+	p, err := startLocal(nil, nil, []string{"sh", "-c", "exit 0"}, nil, nil, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 // them; tests make them up.
 type Facts struct {
 	RuntimeRoot  string        // where session directories go (see RuntimeRoot)
-	HostEnv      []string      // the host display's DISPLAY and XAUTHORITY, for Xephyr
+	HostEnv      []string      // the launcher's environment, for Xephyr (DISPLAY, XAUTHORITY) and local programs; nil: the process's
 	Hostname     string        // this machine's name, for local Xauthority entries
 	XephyrBinary string        // "" = Xephyr from PATH
 	Guest        *guest.Target // the resolved SSH target; nil for a local profile

@@ -489,7 +489,7 @@ func (r *runner) startLocal(ctx context.Context) (wm, app proc, err error) {
 	}
 	env := []string{fmt.Sprintf("DISPLAY=:%d", n), "XAUTHORITY=" + client}
 	if len(r.pl.WindowManager) > 0 {
-		p, err := startLocal(env, r.pl.WindowManager, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
+		p, err := startLocal(r.pl.Xephyr.Env, env, r.pl.WindowManager, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
 		if err != nil {
 			return nil, nil, fmt.Errorf("start window manager: %w", err)
 		}
@@ -497,7 +497,7 @@ func (r *runner) startLocal(ctx context.Context) (wm, app proc, err error) {
 		r.push("window manager", p.Close)
 		r.waitWM(ctx, p)
 	}
-	p, err := startLocal(env, r.pl.Command, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
+	p, err := startLocal(r.pl.Xephyr.Env, env, r.pl.Command, r.o.Stdout, r.o.Stderr, r.pl.Timeouts.Grace)
 	if err != nil {
 		return wm, nil, fmt.Errorf("start %s: %w", r.pl.Command[0], err)
 	}

@@ -21,12 +21,18 @@ import (
 // session: $XDG_RUNTIME_DIR/xvmview when the runtime dir exists, else
 // $TMPDIR/xvmview-UID (checked as strictly as the former).
 func RuntimeRoot(xdgRuntimeDir string) string {
+	return RuntimeRootIn(xdgRuntimeDir, os.TempDir())
+}
+
+// RuntimeRootIn is RuntimeRoot with the temporary directory given ($TMPDIR
+// or /tmp of the caller's environment).
+func RuntimeRootIn(xdgRuntimeDir, tmpDir string) string {
 	if xdgRuntimeDir != "" {
 		if fi, err := os.Stat(xdgRuntimeDir); err == nil && fi.IsDir() {
 			return filepath.Join(xdgRuntimeDir, "xvmview")
 		}
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("xvmview-%d", os.Getuid()))
+	return filepath.Join(tmpDir, fmt.Sprintf("xvmview-%d", os.Getuid()))
 }
 
 // UnsafeDirError reports a runtime directory that another user could tamper

@@ -297,7 +297,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 	if vmAt > 0 {
 		for i, l := range ls {
 			if l.name() == "xvmview (ssh)" && meds[i] > 0 && meds[vmAt] > 0 {
-				vmVerdict(stdout, meds[vmAt], meds[i])
+				vmVerdict(stdout, meds[vmAt], meds[i], phases[vmAt])
 			}
 		}
 	}

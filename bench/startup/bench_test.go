@@ -123,3 +123,17 @@ func TestShellQuote(t *testing.T) {
 		})
 	}
 }
+
+func TestVMStep(t *testing.T) {
+	d, ok := vmStep([]string{
+		"xvmview:   0.001s runtime directory /run/x/abc",
+		"xvmview:   0.004s domain web is running",
+		"xvmview:   0.060s Xephyr ready on :1",
+	})
+	if !ok || d < 2900*time.Microsecond || d > 3100*time.Microsecond {
+		t.Errorf("vmStep = %v, %v; want 3ms", d, ok)
+	}
+	if _, ok := vmStep([]string{"xvmview:   0.001s runtime directory /run/x/abc"}); ok {
+		t.Error("vmStep without the VM phase reported a step")
+	}
+}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -95,6 +99,7 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 		return err
 	}
 	var boots, launches []time.Duration
+	var problems []error
 	for r := 0; r < runs && ctx.Err() == nil; r++ {
 		b, err := vmBoot(ctx, tv)
 		if err != nil {
@@ -108,7 +113,13 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 			return err
 		}
 		d, out, err := v.once(ctx, true)
-		if err != nil {
+		var le *leftoverError
+		switch {
+		case d > 0 && errors.As(err, &le):
+			// Measured; the teardown on the slow guest had trouble.
+			fmt.Fprintf(stderr, "startup: xvmview with the VM off: %s, but %v\n%s\n", ms(d), err, indent(out))
+			problems = append(problems, err)
+		case err != nil:
 			fmt.Fprintf(stderr, "startup: xvmview with the VM off: FAILED: %v\n%s\n", err, indent(out))
 			return err
 		}
@@ -129,15 +140,47 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 	fmt.Fprintf(stdout, "%-34s %8s  %8s  %8s\n", "VM start to its sshd's banner", ms(bm), ms(bl), ms(bh))
 	fmt.Fprintf(stdout, "%-34s %8s  %8s  %8s\n", "xvmview launch to first window", ms(lm), ms(ll), ms(lh))
 	fmt.Fprintf(stdout, "xvmview adds %s to the VM's boot (median against median)\n", ms(lm-bm))
-	return nil
+	return errors.Join(problems...)
 }
 
-// vmVerdict prints what naming a running VM added to the launch.
-func vmVerdict(stdout io.Writer, withVM, without time.Duration) {
+// vmVerdict prints what naming a running VM added to the launch: the
+// difference of the medians, and the VM step itself in the traced run
+// (from the runtime directory's phase to "domain D is running"), which
+// the load's noise does not blur.
+func vmVerdict(stdout io.Writer, withVM, without time.Duration, phases []string) {
 	d := withVM - without
 	verdict := "met"
 	if d > vmTarget {
 		verdict = "NOT met"
 	}
-	fmt.Fprintf(stdout, "a running VM named in the profile adds %s to the median (target <= %s: %s)\n", ms(d), ms(vmTarget), verdict)
+	fmt.Fprintf(stdout, "a running VM named in the profile adds %s to the median (target <= %s: %s)", ms(d), ms(vmTarget), verdict)
+	if step, ok := vmStep(phases); ok {
+		fmt.Fprintf(stdout, "; the VM step itself (libvirt connect, lock, session records, state query) took %.1f ms in the traced run", float64(step.Microseconds())/1000)
+	}
+	fmt.Fprintln(stdout)
+}
+
+var phaseTimeRE = regexp.MustCompile(`^xvmview:\s+(\d+\.\d+)s (.*)$`)
+
+// vmStep is the time from the "runtime directory" phase to the "domain D
+// is running" phase in an xvmview --verbose run's phases.
+func vmStep(phases []string) (time.Duration, bool) {
+	var from, to float64 = -1, -1
+	for _, p := range phases {
+		m := phaseTimeRE.FindStringSubmatch(p)
+		if m == nil {
+			continue
+		}
+		t, _ := strconv.ParseFloat(m[1], 64)
+		switch {
+		case strings.HasPrefix(m[2], "runtime directory"):
+			from = t
+		case strings.HasPrefix(m[2], "domain ") && strings.HasSuffix(m[2], " is running"):
+			to = t
+		}
+	}
+	if from < 0 || to < 0 {
+		return 0, false
+	}
+	return time.Duration((to - from) * float64(time.Second)), true
 }

@@ -18,8 +18,9 @@ func (c *cli) stopCommand() *cobra.Command {
 		Long: `Stop ends a running session with the same teardown as a normal exit: it sends
 SIGTERM to the session's launcher (after checking that the PID is still that launcher)
 and waits up to 15 s until the launcher has closed the app, the window manager and
-Xephyr, removed the guest's session Xauthority file and its session directory. The launcher
-then exits with status 143.
+Xephyr, removed the guest's session Xauthority file and its session directory (80 s more
+when the session shuts its VM down, see shutdown_on_exit). The launcher then exits with
+status 143.
 
 Name a session by its ID (from 'xvmview ps') or by its profile; a profile name stops
 every running session of that profile. A session whose launcher is gone is cleaned up

@@ -81,7 +81,8 @@ func (e *IncompleteError) Error() string {
 // normal exit: it sends SIGTERM to the launcher, after checking that the
 // PID still belongs to the launcher that recorded st (start time; a reused
 // PID is left alone), and waits until the launcher has removed the session
-// directory and exited, at most StopTimeout or until ctx ends.
+// directory and exited, at most StopTimeout (plus a VM shutdown's grace
+// when the session may shut its VM down) or until ctx ends.
 //
 // It returns nil when the session is gone (also when it ended by itself in
 // the meantime), *NotRunningError when the launcher was already gone but its
@@ -110,7 +111,7 @@ func Stop(ctx context.Context, root string, st State) error {
 		return fmt.Errorf("stop session %s: signal launcher pid %d: %w", st.ID, st.LauncherPID, err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, StopTimeout)
+	ctx, cancel := context.WithTimeout(ctx, StopTimeout+st.VM.shutdownTime())
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

@@ -74,6 +74,15 @@ type VMUse struct {
 	Ready    bool   `json:"ready,omitempty"`    // its sshd has answered
 }
 
+// shutdownTime is how much longer than usual a teardown may take because
+// it shuts the VM down: the grace and the connection (0 for none).
+func (u *VMUse) shutdownTime() time.Duration {
+	if u == nil || u.Shutdown == "" {
+		return 0
+	}
+	return DefaultShutdownGrace + 2*vmConnectTimeout
+}
+
 func (u *VMUse) same(o *VMUse) bool {
 	return u != nil && o != nil && u.URI == o.URI && u.Domain == o.Domain
 }

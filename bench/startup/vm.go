@@ -93,13 +93,16 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 		label:  "xvmview (vm off)",
 		stanza: tv.HostStanza("bench-guest"),
 		noWM:   true,
-		extra:  fmt.Sprintf("vm = %q\nvm_uri = %q\nshutdown_on_exit = true\nboot_timeout = 300\n", tv.Domain, testvm.URI),
+		// The teardown shuts the VM down (up to 60 s, then forced).
+		exitWait: 100 * time.Second,
+		extra:    fmt.Sprintf("vm = %q\nvm_uri = %q\nshutdown_on_exit = true\nboot_timeout = 300\n", tv.Domain, testvm.URI),
 	})
 	if err != nil {
 		return err
 	}
 	var boots, launches []time.Duration
 	var problems []error
+	var lastOut string
 	for r := 0; r < runs && ctx.Err() == nil; r++ {
 		b, err := vmBoot(ctx, tv)
 		if err != nil {
@@ -124,6 +127,7 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 			return err
 		}
 		launches = append(launches, d)
+		lastOut = out
 		fmt.Fprintf(stderr, "startup: run %d/%d: VM boot to sshd %s, xvmview launch to first window with the VM off %s\n", r+1, runs, ms(b), ms(d))
 		if err := tv.WaitState(libvirt.DomainShutoff, time.Minute); err != nil {
 			return fmt.Errorf("xvmview did not shut the VM down at the session's end: %w", err)
@@ -140,6 +144,10 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 	fmt.Fprintf(stdout, "%-34s %8s  %8s  %8s\n", "VM start to its sshd's banner", ms(bm), ms(bl), ms(bh))
 	fmt.Fprintf(stdout, "%-34s %8s  %8s  %8s\n", "xvmview launch to first window", ms(lm), ms(ll), ms(lh))
 	fmt.Fprintf(stdout, "xvmview adds %s to the VM's boot (median against median)\n", ms(lm-bm))
+	fmt.Fprintln(stdout, "the last of these launches with --verbose (times since xvmview started):")
+	for _, p := range phaseLines(lastOut) {
+		fmt.Fprintf(stdout, "  %s\n", p)
+	}
 	return errors.Join(problems...)
 }
 

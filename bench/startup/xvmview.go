@@ -27,7 +27,8 @@ type xvmview struct {
 	g         *testguest.Guest
 	x         *testguest.Xvfb
 	transport string
-	label     string // name() when set
+	label     string        // name() when set
+	exitWait  time.Duration // how long the launcher may take to exit after SIGTERM; 0 = 20 s
 	home      string
 	config    string
 	runtime   string
@@ -46,10 +47,12 @@ type xvmviewSetup struct {
 	extra  string // profile lines appended
 	noWM   bool
 	label  string
+	// exitWait: the teardown may take this long (a VM shutdown).
+	exitWait time.Duration
 }
 
 func newXvmviewWith(cfg config, g *testguest.Guest, x *testguest.Xvfb, dir, transport string, su xvmviewSetup) (*xvmview, error) {
-	v := &xvmview{cfg: cfg, g: g, x: x, transport: transport, label: su.label,
+	v := &xvmview{cfg: cfg, g: g, x: x, transport: transport, label: su.label, exitWait: su.exitWait,
 		home: filepath.Join(dir, "home"), config: filepath.Join(dir, "config"),
 		runtime: filepath.Join(dir, "run"), state: filepath.Join(dir, "state")}
 	for _, d := range []string{dir, v.home, filepath.Join(v.home, ".ssh"), v.runtime, v.state,
@@ -195,7 +198,11 @@ func (v *xvmview) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan str
 	default:
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
-	t := time.NewTimer(20 * time.Second)
+	exitWait := 20 * time.Second
+	if v.exitWait > 0 {
+		exitWait = v.exitWait
+	}
+	t := time.NewTimer(exitWait)
 	select {
 	case <-exited:
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && running && ws.ExitStatus() != 128+int(syscall.SIGTERM) {
@@ -204,7 +211,7 @@ func (v *xvmview) teardown(ctx context.Context, cmd *exec.Cmd, exited <-chan str
 	case <-t.C:
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
-		errs = append(errs, errors.New("xvmview did not exit within 20 s of SIGTERM; killed its process group"))
+		errs = append(errs, fmt.Errorf("xvmview did not exit within %s of SIGTERM; killed its process group", exitWait))
 	}
 	t.Stop()
 	if st.XephyrPID > 0 {

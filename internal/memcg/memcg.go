@@ -280,26 +280,37 @@ func readHierarchies(proc string) (hierarchies, error) {
 	return h, nil
 }
 
-// under maps a cgroup path to its directory in mount m.
+// under maps a cgroup path to its directory in mount m; false when it is
+// not in the mounted subtree (or would leave the mount point).
 func under(m mount, path string) (string, bool) {
-	if m.root == "/" {
-		return filepath.Join(m.point, path), true
+	rest := path
+	if m.root != "/" {
+		var ok bool
+		rest, ok = strings.CutPrefix(path, m.root)
+		if !ok || rest != "" && rest[0] != '/' {
+			return "", false
+		}
 	}
-	rest, ok := strings.CutPrefix(path, m.root)
-	if !ok || rest != "" && rest[0] != '/' {
+	dir := filepath.Join(m.point, rest)
+	if dir != filepath.Clean(m.point) && !strings.HasPrefix(dir, strings.TrimSuffix(filepath.Clean(m.point), "/")+"/") {
 		return "", false
 	}
-	return filepath.Join(m.point, rest), true
+	return dir, true
 }
 
 func readMounts(file string) ([]mount, error) {
-	f, err := os.Open(file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	return parseMounts(string(b)), nil
+}
+
+// parseMounts reads the cgroup mounts of a /proc/PID/mountinfo: cgroup2,
+// and cgroup v1 hierarchies that carry the memory controller.
+func parseMounts(s string) []mount {
 	var out []mount
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(strings.NewReader(s))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
@@ -332,7 +343,7 @@ func readMounts(file string) ([]mount, error) {
 		}
 		out = append(out, m)
 	}
-	return out, sc.Err()
+	return out
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space).

@@ -59,6 +59,7 @@ func TestReadHierarchies(t *testing.T) {
 			"40 1 0:30 /user.slice " + root + "/cg\\040v2 rw - cgroup2 cgroup2 rw,nsdelegate\n",
 			"0::/user.slice/user-1000.slice/app.scope\n",
 			root + "/cg v2/user-1000.slice/app.scope", ""},
+		{"a path that would leave the mount", "40 1 0:30 / " + root + "/cg rw - cgroup2 cgroup2 rw\n", "0::/../../etc\n", "", ""},
 		{"cgroup outside the mounted subtree", "40 1 0:30 /other " + root + "/cg rw - cgroup2 cgroup2 rw\n", "0::/user.slice\n", "", ""},
 		{"nothing mounted", "20 1 8:1 / / rw - ext4 /dev/sda1 rw\n", "0::/\n", "", ""},
 	}
@@ -236,4 +237,28 @@ func TestApplyReal(t *testing.T) {
 	if _, err := os.Stat(l2.Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("leaf %s still there after RemoveStale", l2.Path)
 	}
+}
+
+// FuzzParse: the parsers of /proc's cgroup and mountinfo files never
+// panic, and a cgroup's directory never leaves its mount point.
+func FuzzParse(f *testing.F) {
+	f.Add("30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+		"4:memory:/process_api/x\n0::/\n")
+	f.Add("40 1 0:30 /user.slice /cg\\040v2 rw - cgroup2 cgroup2 rw,nsdelegate\n", "0::/user.slice/../../etc\n")
+	f.Add("", "::\n1::\n0:memory:/a")
+	f.Fuzz(func(t *testing.T, mountinfo, cgroup string) {
+		mounts := parseMounts(mountinfo)
+		for _, g := range parseCgroups(cgroup) {
+			for _, m := range mounts {
+				dir, ok := under(m, g.path)
+				if !ok {
+					continue
+				}
+				top := filepath.Clean(m.point)
+				if dir != top && !strings.HasPrefix(dir, strings.TrimSuffix(top, "/")+"/") {
+					t.Errorf("under(%+v, %q) = %q, outside the mount point", m, g.path, dir)
+				}
+			}
+		}
+	})
 }

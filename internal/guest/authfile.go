@@ -23,13 +23,18 @@ const AuthFileName = "Xauthority"
 // code run through Portable. It never puts the cookie on a command line or on disk
 // outside a tmpfs, and it removes what it made when its channel closes.
 //
+//   - Until the directory is made and its trap set, HUP, INT, TERM and PIPE
+//     are ignored (by mktemp too): a signal there could end it between
+//     mktemp and the trap and leave the directory. A keeper given up on
+//     that early sees its channel's EOF at its first read and exits
+//     through the trap.
 //   - It exits 127 at once when the guest has no xauth.
 //   - The directory: a fresh one made by `mktemp -d` (0700) in
 //     $XDG_RUNTIME_DIR when that is /run/user/* or /var/run/user/* and a
 //     private (0700) directory of this user, not a symlink (pam_systemd's
 //     per-user tmpfs); else in /dev/shm (a tmpfs on Linux); else in /tmp.
 //   - From then on an EXIT trap removes the directory, and HUP, INT, TERM
-//     and PIPE exit through it.
+//     and PIPE exit through it (programs it starts get them as usual).
 //   - It reads one line from the channel, the numeric Xauthority entry, into
 //     a shell variable and hands it to `xauth -q -f DIR/Xauthority nmerge -`
 //     on a pipe by printf, a built-in: the cookie is in no argv, environment
@@ -39,6 +44,7 @@ const AuthFileName = "Xauthority"
 //     because the connection dropped, or when the launcher died. Then the
 //     trap removes the directory.
 const keeper = `umask 077
+trap '' HUP INT TERM PIPE
 command -v xauth >/dev/null 2>&1 || exit 127
 d=
 case ${XDG_RUNTIME_DIR-} in

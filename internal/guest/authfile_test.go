@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/xvmview/xvmview/internal/testguest"
 )
@@ -299,4 +300,54 @@ func TestAuthFileHostileReport(t *testing.T) {
 	}
 	// The keeper's channel is closed: it ends.
 	eventually(t, "the keeper ends", func() bool { return len(leftovers(t, g)) == 0 })
+}
+
+// TestKeeperSignalEarly: a keeper given up on while it starts (SIGTERM to
+// its process group, as sshd sends it, then its stdin closed) at any point
+// leaves no directory. Before the keeper ignored signals until its trap
+// was set, one that came between mktemp and the trap left the directory
+// (the loaded CI run of TestAuthFileReal/canceled caught it). Run here with
+// sh, mktemp and xauth of this machine; XDG_RUNTIME_DIR unset, so the
+// directories go to /dev/shm, as root's (the guest keepers of the other
+// tests run as their guest users).
+func TestKeeperSignalEarly(t *testing.T) {
+	testguest.NeedProgram(t, "xauth", "xauth")
+	mine := func() map[string]bool {
+		t.Helper()
+		m, err := filepath.Glob("/dev/shm/xvmview.*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, p := range m {
+			if fi, err := os.Lstat(p); err == nil && fi.Sys().(*syscall.Stat_t).Uid == uint32(os.Getuid()) {
+				out[p] = true
+			}
+		}
+		return out
+	}
+	before := mine()
+	for i := range 300 {
+		cmd := exec.Command("sh", "-c", KeeperCommand())
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Spread the signal over the keeper's first few milliseconds.
+		time.Sleep(time.Duration(i%30) * 100 * time.Microsecond)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	for p := range mine() {
+		if !before[p] {
+			t.Errorf("a keeper signalled early left %s", p)
+			_ = os.RemoveAll(p)
+		}
+	}
 }

@@ -238,22 +238,43 @@ func Memory(pid int) (rss, pss int64, err error) {
 // PeakRSS returns the most memory pid has had resident in its life, in
 // bytes (VmHWM of /proc/PID/status).
 func PeakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := StatusField(pid, "VmHWM")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) != 2 || f[1] != "kB" {
-				break
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				break
-			}
-			return kb << 10, nil
+	f := strings.Fields(v)
+	if len(f) != 2 || f[1] != "kB" {
+		return 0, fmt.Errorf("pid %d: VmHWM %q: want a number of kB", pid, v)
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("pid %d: VmHWM %q: %w", pid, v, err)
+	}
+	return kb << 10, nil
+}
+
+// UnixListening reports whether a unix stream socket in this process's
+// network namespace listens on path (/proc/net/unix): whether a socket file
+// there has a live server, or is what a dead one left behind.
+func UnixListening(path string) (bool, error) {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false, err
+	}
+	return unixListening(b, path), nil
+}
+
+func unixListening(table []byte, path string) bool {
+	for _, line := range strings.Split(string(table), "\n") {
+		// Num RefCount Protocol Flags Type St Inode Path
+		f := strings.Fields(line)
+		if len(f) != 8 || f[7] != path {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[3], 16, 32)
+		if err == nil && flags&0x10000 != 0 { // __SO_ACCEPTCON: listening
+			return true
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return false
 }

@@ -3,8 +3,10 @@ package procfs
 import (
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,5 +138,32 @@ func TestSelf(t *testing.T) {
 	_ = cmd.Wait()
 	if _, err := ReadStat(child); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadStat of a reaped pid: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestUnixListening(t *testing.T) {
+	table := []byte(`Num       RefCount Protocol Flags    Type St Inode Path
+00000000a6c91069: 00000002 00000000 00010000 0001 01 3555199 /tmp/.X11-unix/X0
+00000000981b5abb: 00000003 00000000 00000000 0001 03 3525392 /tmp/.X11-unix/X1
+00000000981b5abc: 00000003 00000000 00000000 0001 03 3525393
+00000000981b5abd: 00000002 00000000 00010000 0001 01 3525394 @/tmp/.X11-unix/X2
+`)
+	for path, want := range map[string]bool{"/tmp/.X11-unix/X0": true, "/tmp/.X11-unix/X1": false, "/tmp/.X11-unix/X2": false, "@/tmp/.X11-unix/X2": true, "/nope": false} {
+		if got := unixListening(table, path); got != want {
+			t.Errorf("unixListening(%q) = %v, want %v", path, got, want)
+		}
+	}
+	// A real one.
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := UnixListening(path); !ok || err != nil {
+		t.Errorf("UnixListening(%s) = %v, %v while it listens", path, ok, err)
+	}
+	ln.Close()
+	if ok, err := UnixListening(path); ok || err != nil {
+		t.Errorf("UnixListening(%s) = %v, %v after Close", path, ok, err)
 	}
 }

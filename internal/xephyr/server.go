@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xvmview/xvmview/internal/memcg"
+	"github.com/xvmview/xvmview/internal/procfs"
 )
 
 // closeGrace is how long Close waits after SIGTERM before SIGKILL. Xephyr
@@ -350,8 +351,10 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	_ = s.cmd.Process.Kill()
-	<-s.done // our child, reaped: the socket is no live server's
-	if s.Display >= 0 {
+	<-s.done // our child, reaped: the socket is no longer its
+	// The display number is free again: a server that started meanwhile
+	// may have made the socket anew. Remove it only if nobody listens.
+	if listening, err := procfs.UnixListening(s.Socket()); s.Display >= 0 && (err != nil || !listening) {
 		if err := os.Remove(s.Socket()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("stop Xephyr %s (pid %d): killed it %v after SIGTERM, but could not remove its socket: %w",
 				s.name(), s.PID, time.Since(start).Round(time.Millisecond), err)

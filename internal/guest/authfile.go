@@ -225,6 +225,11 @@ func (e *AuthFileError) Error() string {
 
 func (e *AuthFileError) Unwrap() error { return e.Err }
 
+// ErrKeeperUnconfirmed is what Close returns (wrapped) when the keeper did
+// not confirm the removal before Close's time ran out: the keeper removes
+// the directory when it sees its channel close, which Close has done.
+var ErrKeeperUnconfirmed = errors.New("the guest's Xauthority keeper did not confirm")
+
 // Done is closed when the keeper's session has ended: the file is gone
 // (or, if the keeper was killed by SIGKILL, left without its keeper).
 func (a *AuthFile) Done() <-chan struct{} { return a.done }
@@ -268,7 +273,7 @@ func (a *AuthFile) Close(ctx context.Context) error {
 			}
 		default:
 			a.s.Close()
-			a.closeErr = fmt.Errorf("the guest's Xauthority keeper did not confirm removing %s in time; it removes it when it sees the channel close", a.Dir)
+			a.closeErr = fmt.Errorf("%w removing %s in time; it removes it when it sees the channel close", ErrKeeperUnconfirmed, a.Dir)
 		}
 	})
 	return a.closeErr

@@ -150,6 +150,21 @@ func TestAuthFileReal(t *testing.T) {
 		}
 	})
 
+	t.Run("close out of time", func(t *testing.T) {
+		a, err := c.NewAuthFile(ctx, []byte(numericLine))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		// No time to wait for the keeper's word: Close says so, in a way
+		// the launcher can tell, and the keeper still removes the file.
+		if err := a.Close(done); !errors.Is(err, ErrKeeperUnconfirmed) || !strings.Contains(err.Error(), a.Dir) {
+			t.Errorf("Close with no time = %v, want ErrKeeperUnconfirmed naming %s", err, a.Dir)
+		}
+		waitGone(t, a.Dir, "Close ran out of time")
+	})
+
 	t.Run("dropped connection", func(t *testing.T) {
 		c2 := dialReal(t, tg)
 		defer c2.Close()

@@ -22,6 +22,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/xvmview/xvmview/internal/guest"
+	"github.com/xvmview/xvmview/internal/procfs"
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
@@ -215,20 +216,6 @@ func (w *world) buildLauncher() {
 	}
 }
 
-// vmKiB reads a field (VmRSS, VmHWM) of /proc/PID/status in KiB.
-func vmKiB(pid int, field string) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
 // waitGuestFile polls the guest user's home for rel until ok accepts its
 // content, failing after limit.
 func (w *world) waitGuestFile(l *launcher, rel string, limit time.Duration, ok func(string) bool) string {
@@ -404,13 +391,13 @@ max_x_connections = %d
 		time.Sleep(200 * time.Millisecond)
 	}
 	s := w.stateOf(l)
-	rss, err := vmKiB(pid, "VmRSS")
+	rss, _, err := procfs.Memory(pid)
 	must(t, err)
-	hwm, err := vmKiB(pid, "VmHWM")
+	hwm, err := procfs.PeakRSS(pid)
 	must(t, err)
-	t.Logf("guest: %s launcher: RSS %d KiB, peak %d KiB", strings.TrimSpace(report), rss, hwm)
-	if hwm > 64<<10 {
-		t.Errorf("launcher peak RSS %d KiB with %d hostile connections, want under 64 MiB", hwm, conns)
+	t.Logf("guest: %s launcher: RSS %d KiB, peak %d KiB", strings.TrimSpace(report), rss>>10, hwm>>10)
+	if hwm > 64<<20 {
+		t.Errorf("launcher peak RSS %d KiB with %d hostile connections, want under 64 MiB", hwm>>10, conns)
 	}
 	if !strings.Contains(l.stderr.String(), "closed guest X connections that the nested display did not read") {
 		t.Errorf("no notice of the closed connections; stderr:\n%s", l.stderr.String())

@@ -289,19 +289,7 @@ func waitGuestFiles(names ...string) func(t *testing.T, w *world, l *launcher) {
 	return func(t *testing.T, w *world, l *launcher) {
 		t.Helper()
 		for _, name := range names {
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				if _, err := w.g.ReadHomeFile(name); err == nil {
-					break
-				}
-				select {
-				case <-l.done:
-					t.Fatalf("xvmview exited (%v) before the guest's ~/%s; stderr:\n%s", l.err, name, l.stderr.String())
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no ~/%s on the guest after 30 s; stderr:\n%s", name, l.stderr.String())
-				}
-			}
+			w.waitGuestFile(l, name, 30*time.Second, func(string) bool { return true })
 		}
 	}
 }
@@ -358,10 +346,6 @@ command = ["sh", "-c", "echo other-ok; touch %s"]
 	l := w.start("run", "hostile")
 	row.ready(t, w, l)
 	s := w.latestState(l)
-	var sock os.FileInfo
-	if s.Display >= 0 {
-		sock, _ = os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display))
-	}
 	peak, err := procfs.PeakRSS(l.cmd.Process.Pid)
 	must(t, err)
 	m.peak = peak
@@ -391,7 +375,7 @@ command = ["sh", "-c", "echo other-ok; touch %s"]
 	checkNoControls(t, "launcher stdout", l.stdout.String())
 	checkNoControls(t, "launcher stderr", l.stderr.String())
 	checkNoControls(t, "session logs", w.logs())
-	w.checkHostileGone(s, sock, row.keep, xauthority, xaErr)
+	w.checkHostileGone(s, row.keep, xauthority, xaErr)
 
 	// The next launch of another profile.
 	l = w.start("run", "other")
@@ -411,7 +395,7 @@ command = ["sh", "-c", "echo other-ok; touch %s"]
 			t.Errorf("the other launch printed %q of the hostile one:\n%s", mark, out)
 		}
 	}
-	w.checkHostileGone(session.State{Display: -1, XephyrPID: -1}, nil, row.keep, xauthority, xaErr)
+	w.checkHostileGone(session.State{Display: -1, XephyrPID: -1}, row.keep, xauthority, xaErr)
 	return m
 }
 
@@ -432,11 +416,12 @@ func (w *world) latestState(l *launcher) session.State {
 }
 
 // checkHostileGone asserts that nothing of session s is left: on the host
-// no Xephyr, no session directory (but those of keep), no X socket (sock,
-// as it was during the session); on the guest no process of the guest
-// user, no session Xauthority directory, and ~/.Xauthority as it was
-// (xauthority, or missing when xaErr says so).
-func (w *world) checkHostileGone(s session.State, sock os.FileInfo, keep []string, xauthority []byte, xaErr error) {
+// no Xephyr, no session directory (but those of keep), no X socket file
+// that nothing listens on (another server may have taken the display
+// number since); on the guest no process of the guest user, no session
+// Xauthority directory, and ~/.Xauthority as it was (xauthority, or
+// missing when xaErr says so).
+func (w *world) checkHostileGone(s session.State, keep []string, xauthority []byte, xaErr error) {
 	t := w.t
 	t.Helper()
 	if s.XephyrPID > 0 && procfs.Alive(s.XephyrPID) {
@@ -444,9 +429,12 @@ func (w *world) checkHostileGone(s session.State, sock os.FileInfo, keep []strin
 			t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
 		}
 	}
-	if sock != nil {
-		if now, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display)); err == nil && os.SameFile(now, sock) {
-			t.Errorf("the session's X socket /tmp/.X11-unix/X%d is left", s.Display)
+	if s.Display >= 0 {
+		path := fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display)
+		if _, err := os.Lstat(path); err == nil {
+			if listening, err := procfs.UnixListening(path); err != nil || !listening {
+				t.Errorf("the session's X socket %s is left, and nothing listens on it (%v)", path, err)
+			}
 		}
 	}
 	root := filepath.Join(w.runtime, "xvmview")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kevinburke/ssh_config"
 )
@@ -155,8 +156,8 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	if alias == "" {
 		return Target{}, fmt.Errorf("guest %q has no host name", host)
 	}
-	if strings.HasPrefix(alias, "-") {
-		return Target{}, fmt.Errorf("invalid guest host name %q: starts with '-'", alias)
+	if err := shellSafeName(alias, "'`\"$\\;&<>|(){}"); err != nil {
+		return Target{}, fmt.Errorf("invalid guest host name %q: %w", alias, err)
 	}
 
 	if ov.Port < 0 || ov.Port > 65535 {
@@ -164,6 +165,11 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	}
 	cfgPath := userConfigPath(cfg, home)
 	wantUser := cmp.Or(ov.User, userAt)
+	if wantUser != "" {
+		if err := shellSafeName(wantUser, "'`\";&<>|(){}"); err != nil {
+			return Target{}, fmt.Errorf("invalid user name %q for guest %s: %w", wantUser, alias, err)
+		}
+	}
 	var (
 		set     sshSettings
 		blocks  []appliedBlock
@@ -401,6 +407,29 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	}
 	t.Settings = settingsOf(set, blocks)
 	return t, nil
+}
+
+// shellSafeName checks a host or user name given by the profile or the
+// command line as OpenSSH 9.6 does (valid_hostname, valid_ruser): both end
+// up in the user's ProxyCommand (%h %n %r, which runs through sh -c) and in
+// Match exec commands, so a name with shell syntax in it would run code on
+// this machine (CVE-2023-51385). Names from the user's own ssh_config
+// (HostName, User) are not checked, as by ssh.
+func shellSafeName(s, bad string) error {
+	if strings.HasPrefix(s, "-") {
+		return errors.New("starts with '-'")
+	}
+	for i, r := range s {
+		switch {
+		case strings.ContainsRune(bad, r):
+			return fmt.Errorf("has the shell character %q", r)
+		case r < 0x20 || r == 0x7f || unicode.IsSpace(r):
+			return errors.New("has a space or control character")
+		case r == '\\' && i == len(s)-1:
+			return errors.New("ends in a backslash")
+		}
+	}
+	return nil
 }
 
 // parseJump splits one ProxyJump hop, [user@]host[:port] or

@@ -302,3 +302,50 @@ func TestResolveHashKnownHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveShellNames: a host or user name from a profile never reaches
+// the user's ProxyCommand (run through sh -c, %h and %r expanded) or a Match
+// exec with shell syntax in it: Resolve refuses it as OpenSSH 9.6 does
+// (CVE-2023-51385), whichever backend reads the config.
+func TestResolveShellNames(t *testing.T) {
+	dir := t.TempDir()
+	mark := filepath.Join(dir, "ran")
+	evil := "$(touch${IFS}" + mark + ")"
+	for _, backend := range backends(t) {
+		cfgText := "Host *\n  ProxyCommand echo %h %r\n"
+		if backend != "none" { // the built-in reader has no Match exec
+			cfgText = "Match exec \"true %h %r\"\n  Port 2200\n" + cfgText
+		}
+		cfgFile := filepath.Join(dir, "config"+backend)
+		if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{SSHConfigFile: cfgFile, Home: dir, SSH: backend}
+		for _, c := range []struct {
+			host string
+			ov   Overrides
+		}{
+			{"a" + evil, Overrides{}},
+			{"a`id`", Overrides{}},
+			{"a;id", Overrides{}},
+			{"a|id", Overrides{}},
+			{"good", Overrides{User: "u" + evil}},
+			{"u;id@good", Overrides{}},
+			{"good", Overrides{User: "u\\"}},
+			{"good", Overrides{User: "-oProxyCommand=id"}},
+			{"-oProxyCommand=id", Overrides{}},
+		} {
+			got, err := Resolve(c.host, c.ov, cfg)
+			if err == nil {
+				t.Errorf("ssh=%q: Resolve(%q, user %q) = ProxyCommand %q, want an error", backend, c.host, c.ov.User, got.ProxyCommand)
+			}
+		}
+		got, err := Resolve("good", Overrides{User: "ok.user$"}, cfg)
+		if err != nil || got.ProxyCommand != "echo good ok.user$" {
+			t.Errorf("ssh=%q: Resolve(good) = %q, %v; want ProxyCommand \"echo good ok.user$\"", backend, got.ProxyCommand, err)
+		}
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Errorf("a host name ran a command on this machine")
+	}
+}

@@ -84,16 +84,22 @@ func (a *Asker) Passphrase(ctx context.Context, prompt string) ([]byte, error) {
 		if !allowed {
 			return nil, fmt.Errorf("%w: no terminal, and no DISPLAY for an askpass program (or SSH_ASKPASS_REQUIRE=never)", ErrCannotAsk)
 		}
-		return a.askpass(ctx, prompt, false)
+		return a.askpass(ctx, prompt)
 	}
 	return a.terminal(prompt)
 }
 
-// Confirm asks a yes/no question (an unknown host key) through askpass with
-// SSH_ASKPASS_PROMPT=confirm, as OpenSSH does; true only when the program
-// exits 0 and answers yes or nothing. With a terminal on stdin it returns
-// ErrCannotAsk unless SSH_ASKPASS_REQUIRE=force: there the launch refuses
-// the key and `xvmview trust` asks.
+// Confirm asks a yes/no question (an unknown host key) through askpass as
+// OpenSSH's ssh does for host keys (sshconnect.c confirm): the program
+// shows the question with an entry, and only a typed "yes" (any case,
+// blanks around it ignored) from a program that exits 0 is a yes; an empty
+// answer, "no", anything else or a cancel is a no. Not
+// SSH_ASKPASS_PROMPT=confirm: that is ssh-agent's permission question,
+// where an empty answer counts as yes, and an askpass without a confirm
+// mode (Debian's ssh-askpass) would then accept a key on a bare Enter.
+// With a terminal on stdin it returns ErrCannotAsk unless
+// SSH_ASKPASS_REQUIRE=force: there the launch refuses the key and
+// `xvmview trust` asks.
 func (a *Asker) Confirm(ctx context.Context, prompt string) (bool, error) {
 	use, allowed := a.useAskpass()
 	if a.StdinTerminal && !strings.EqualFold(a.Getenv("SSH_ASKPASS_REQUIRE"), "force") {
@@ -102,7 +108,7 @@ func (a *Asker) Confirm(ctx context.Context, prompt string) (bool, error) {
 	if !use || !allowed {
 		return false, ErrCannotAsk
 	}
-	ans, err := a.askpass(ctx, prompt, true)
+	ans, err := a.askpass(ctx, prompt)
 	if err != nil {
 		var de *DeclinedError
 		if errors.As(err, &de) {
@@ -111,13 +117,14 @@ func (a *Asker) Confirm(ctx context.Context, prompt string) (bool, error) {
 		return false, err
 	}
 	defer clear(ans)
-	s := strings.TrimSpace(string(ans))
-	return s == "" || strings.EqualFold(s, "yes"), nil
+	word, _, _ := strings.Cut(strings.TrimLeft(string(ans), " \t"), " ")
+	word, _, _ = strings.Cut(word, "\t")
+	return strings.EqualFold(word, "yes"), nil
 }
 
 // askpass runs the askpass program with prompt as its argument and returns
 // its first output line.
-func (a *Asker) askpass(ctx context.Context, prompt string, confirm bool) ([]byte, error) {
+func (a *Asker) askpass(ctx context.Context, prompt string) ([]byte, error) {
 	prog := a.askpassProgram()
 	cmd := exec.CommandContext(ctx, prog, prompt)
 	if a.Environ != nil {
@@ -129,9 +136,6 @@ func (a *Asker) askpass(ctx context.Context, prompt string, confirm bool) ([]byt
 		if v := a.Getenv(k); v != "" {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-	}
-	if confirm {
-		cmd.Env = append(cmd.Env, "SSH_ASKPASS_PROMPT=confirm")
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

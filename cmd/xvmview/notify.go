@@ -53,7 +53,9 @@ func (c *cli) desktopNotifications(profile string) *desktopOut {
 		}
 		addr = "unix:path=" + sock
 	}
-	n, err := desktop.NewNotifier(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+	defer cancel()
+	n, err := desktop.NewNotifier(ctx, addr)
 	if err != nil {
 		c.noticef("no desktop notifications: %v", err)
 		return nil

@@ -30,27 +30,41 @@ const (
 // one notification on screen: a new Show replaces the previous one.
 type Notifier struct {
 	conn *dbus.Conn
+	end  context.CancelFunc // the connection's context
 	mu   sync.Mutex
 	id   uint32 // the notification on screen; 0: none
 }
 
 // NewNotifier connects to the session bus at address (a D-Bus address such
 // as "unix:path=/run/user/1000/bus"). It returns an error when there is no
-// bus there.
-func NewNotifier(address string) (*Notifier, error) {
-	conn, err := dbus.Dial(address)
+// bus there, or when the bus does not let us in (authentication, Hello)
+// before ctx ends: a bus that accepts and never answers must not hold up
+// the launch.
+func NewNotifier(ctx context.Context, address string) (*Notifier, error) {
+	// The connection lives on after ctx; while it is being set up, the end
+	// of ctx closes it, which ends a wait on a silent bus.
+	life, end := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, end)
+	conn, err := dbus.Dial(address, dbus.WithContext(life))
+	if err == nil {
+		if err = conn.Auth(nil); err == nil {
+			err = conn.Hello()
+		}
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
+		end()
+		if conn != nil {
+			conn.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to the session bus %s: no answer: %w", address, ctx.Err())
+		}
 		return nil, fmt.Errorf("connect to the session bus: %w", err)
 	}
-	if err := conn.Auth(nil); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("connect to the session bus: %w", err)
-	}
-	if err := conn.Hello(); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("connect to the session bus: %w", err)
-	}
-	return &Notifier{conn: conn}, nil
+	return &Notifier{conn: conn, end: end}, nil
 }
 
 // Show puts a notification with summary and body (plain text: markup
@@ -89,11 +103,14 @@ func (n *Notifier) Withdraw(ctx context.Context) error {
 
 // Another returns a Notifier on the same connection with a notification
 // of its own: its Show does not replace this one's.
-func (n *Notifier) Another() *Notifier { return &Notifier{conn: n.conn} }
+func (n *Notifier) Another() *Notifier { return &Notifier{conn: n.conn, end: n.end} }
 
 // Close drops the bus connection (shared with Another's); what is on
 // screen stays.
-func (n *Notifier) Close() error { return n.conn.Close() }
+func (n *Notifier) Close() error {
+	n.end()
+	return n.conn.Close()
+}
 
 // escapeMarkup keeps a body's text from being read as the markup that
 // notification servers may interpret (b, i, u, a, img).

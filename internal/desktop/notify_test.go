@@ -2,6 +2,9 @@ package desktop
 
 import (
 	"context"
+	"io"
+	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,7 +17,7 @@ func TestNotifier(t *testing.T) {
 	bus := testguest.StartSessionBus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := NewNotifier(bus.Address)
+	n, err := NewNotifier(ctx, bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +49,49 @@ func TestNotifier(t *testing.T) {
 }
 
 func TestNotifierNoBus(t *testing.T) {
-	if _, err := NewNotifier("unix:path=" + t.TempDir() + "/nobus"); err == nil {
+	if _, err := NewNotifier(context.Background(), "unix:path="+t.TempDir()+"/nobus"); err == nil {
 		t.Fatal("NewNotifier without a bus succeeded")
+	}
+}
+
+// TestNotifierSilentBus: a bus that accepts the connection and never
+// answers (a hung dbus-daemon) costs the launch no more than NewNotifier's
+// ctx, and the connection is not left open.
+func TestNotifierSilentBus(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	closed := make(chan struct{})
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c) // reads the AUTH line, answers nothing
+		close(closed)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := NewNotifier(ctx, "unix:path="+sock)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("NewNotifier on a silent bus succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("NewNotifier on a silent bus still waits after 10 s")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection to the silent bus is still open")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -137,20 +138,23 @@ func (a *Asker) askpass(ctx context.Context, prompt string) ([]byte, error) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("askpass %s: %w", prog, err)
-	}
+	// Run ends when the program has exited (killed when ctx ends) and its
+	// output is in, or askpassDrain later: something it left running in
+	// the background may hold its stdout open.
+	out := &answerBuffer{b: make([]byte, 0, maxAnswer)}
+	cmd.Stdout = out
+	cmd.WaitDelay = askpassDrain
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: askpass program %s not found (set SSH_ASKPASS, e.g. to ssh-askpass from the ssh-askpass package)", ErrCannotAsk, prog)
 		}
 		return nil, fmt.Errorf("askpass %s: %w", prog, err)
 	}
-	buf := make([]byte, maxAnswer)
-	n, _ := io.ReadFull(out, buf)
-	_, _ = io.Copy(io.Discard, out)
 	werr := cmd.Wait()
+	if errors.Is(werr, exec.ErrWaitDelay) {
+		werr = nil // it exited 0; what it wrote before is the answer
+	}
+	buf := out.b
 	if ctx.Err() != nil {
 		clear(buf)
 		return nil, ctx.Err()
@@ -159,12 +163,27 @@ func (a *Asker) askpass(ctx context.Context, prompt string) ([]byte, error) {
 		clear(buf)
 		return nil, &DeclinedError{Program: prog}
 	}
-	line := buf[:n]
+	line := buf
 	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
 		clear(line[i:])
 		line = line[:i]
 	}
 	return line, nil
+}
+
+// askpassDrain is how long the askpass program's output may stay open after
+// it exited.
+const askpassDrain = time.Second
+
+// answerBuffer keeps the first maxAnswer bytes written to it in one
+// allocation (no copies of a passphrase left behind by growing) and drops
+// the rest.
+type answerBuffer struct{ b []byte }
+
+func (a *answerBuffer) Write(p []byte) (int, error) {
+	n := min(len(p), cap(a.b)-len(a.b))
+	a.b = append(a.b, p[:n]...)
+	return len(p), nil
 }
 
 // terminal reads a secret from the terminal without echo.

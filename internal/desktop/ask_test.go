@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,5 +176,47 @@ func TestAskerTerminal(t *testing.T) {
 	}
 	if ok, err := a.Confirm(ctx, "trust?"); ok || !errors.Is(err, ErrCannotAsk) {
 		t.Errorf("Confirm on a terminal = %v, %v; want ErrCannotAsk", ok, err)
+	}
+}
+
+// TestAskerAskpassLeavesChild: an askpass program that answers, leaves a
+// child holding its stdout open and exits: the answer counts, and neither
+// it nor the end of ctx waits for that child.
+func TestAskerAskpassLeavesChild(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "askpass")
+	script := "#!/bin/sh\nprintf 'pass\\n'\nsleep 60 &\necho $! >> " + dir + "/child\n[ \"$SSH_ASKPASS_REQUIRE\" = force ] && sleep 60\nexit 0\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(filepath.Join(dir, "child"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	a := &Asker{Getenv: env(map[string]string{"DISPLAY": ":0", "SSH_ASKPASS": prog})}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, err := a.Passphrase(ctx, "pass?")
+	if err != nil || string(got) != "pass" {
+		t.Errorf("Passphrase = %q, %v; want \"pass\"", got, err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Passphrase took %s: it waited for the askpass program's child", d)
+	}
+	// A program still running when ctx ends: killed, its child ignored.
+	a = &Asker{Getenv: env(map[string]string{"DISPLAY": ":0", "SSH_ASKPASS": prog, "SSH_ASKPASS_REQUIRE": "force"})}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	if _, err := a.Passphrase(ctx2, "pass?"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Passphrase after ctx ended = %v, want the context's error", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Passphrase took %s after its ctx ended", d)
 	}
 }

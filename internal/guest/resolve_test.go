@@ -1,12 +1,15 @@
 package guest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -347,5 +350,44 @@ func TestResolveShellNames(t *testing.T) {
 	}
 	if _, err := os.Stat(mark); err == nil {
 		t.Errorf("a host name ran a command on this machine")
+	}
+}
+
+// TestResolveSSHGHangs: a Match exec command that hangs ends `ssh -G` at
+// sshGTimeout, the command with it, although it holds ssh's stderr.
+func TestResolveSSHGHangs(t *testing.T) {
+	testguest.NeedProgram(t, "ssh", "openssh-client")
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	cfgFile := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfgFile, []byte("Match exec \"echo $$ > "+pidFile+"; exec sleep 60\"\n  Port 2200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := sshGTimeout
+	sshGTimeout = time.Second
+	defer func() { sshGTimeout = old }()
+	start := time.Now()
+	_, err := Resolve("h", Overrides{}, Config{SSHConfigFile: cfgFile, Home: dir})
+	if err == nil || !strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("Resolve with a hanging Match exec = %v, want the timeout's error", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Resolve took %s, want about sshGTimeout (1 s)", d)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the Match exec command did not run: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(state), ") Z ") {
+			break // killed, not yet reaped by init
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the Match exec command %d still runs", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

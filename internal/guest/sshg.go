@@ -2,7 +2,6 @@ package guest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -27,7 +27,11 @@ func (s sshSettings) get(k string) string {
 }
 
 // sshGTimeout bounds one `ssh -G`: Match exec may run the user's commands.
-const sshGTimeout = 20 * time.Second
+var sshGTimeout = 20 * time.Second
+
+// sshGMaxOutput caps what is kept of ssh -G's output and of its -vvv
+// debug lines, each (a few KiB for a usual config).
+const sshGMaxOutput = 4 << 20
 
 // defaultIdentities is what ssh -G prints for IdentityFile when the config
 // names none (OpenSSH 8.x-9.x).
@@ -61,17 +65,23 @@ func runSSHG(sshPath string, args []string) (sshSettings, []appliedBlock, error)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshPath, append([]string{"-vvv"}, args...)...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, nil
+	// Its own process group, all of it ended at the timeout: a Match exec
+	// command outlives a killed ssh and holds its stderr; WaitDelay stops
+	// waiting for that.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	stdout, stderr := &capWriter{max: sshGMaxOutput}, &capWriter{max: sshGMaxOutput}
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = stdout, stderr, nil
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return nil, nil, fmt.Errorf("read ssh config with `ssh -G`: no answer within %s (a Match exec that hangs?)", sshGTimeout)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
 		return nil, nil, fmt.Errorf("read ssh config with `ssh -G`: %s", sshGError(stderr.String(), err))
 	}
 	s := sshSettings{}
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), " ")

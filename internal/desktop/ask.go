@@ -2,6 +2,7 @@ package desktop
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,7 @@ func (a *Asker) Passphrase(ctx context.Context, prompt string) ([]byte, error) {
 		}
 		return a.askpass(ctx, prompt)
 	}
-	return a.terminal(prompt)
+	return a.terminal(ctx, prompt)
 }
 
 // Confirm asks a yes/no question (an unknown host key) through askpass as
@@ -186,42 +187,86 @@ func (a *answerBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// terminal reads a secret from the terminal without echo.
-func (a *Asker) terminal(prompt string) ([]byte, error) {
+// terminal reads a secret from the terminal without echo, until a line
+// end, EOF (declined) or the end of ctx (a signal, the start's deadline).
+func (a *Asker) terminal(ctx context.Context, prompt string) ([]byte, error) {
 	path := a.TTY
 	if path == "" {
 		path = "/dev/tty"
 	}
+	// Never tty.Fd(): that makes reads blocking, past ctx's reach.
 	tty, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrCannotAsk, path, err)
 	}
 	defer tty.Close()
+	rc, err := tty.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCannotAsk, path, err)
+	}
+	termios := func(req uint, t *unix.Termios) (old *unix.Termios, err error) {
+		cerr := rc.Control(func(fd uintptr) {
+			if t == nil {
+				old, err = unix.IoctlGetTermios(int(fd), unix.TCGETS)
+			} else {
+				err = unix.IoctlSetTermios(int(fd), req, t)
+			}
+		})
+		return old, cmp.Or(cerr, err)
+	}
 	// Echo goes off before the prompt shows, as in OpenSSH's
 	// readpassphrase: what is typed right after the prompt is never shown.
-	fd := int(tty.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	old, err := termios(unix.TCGETS, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not a terminal: %v", ErrCannotAsk, path, err)
 	}
 	quiet := *old
 	quiet.Lflag &^= unix.ECHO
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+	if _, err := termios(unix.TCSETS, &quiet); err != nil {
 		return nil, fmt.Errorf("turn off echo on %s: %w", path, err)
 	}
-	defer func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }()
+	defer func() { _, _ = termios(unix.TCSETS, old) }()
 	if _, err := io.WriteString(tty, prompt); err != nil {
 		return nil, fmt.Errorf("prompt on %s: %w", path, err)
 	}
-	b, err := term.ReadPassword(fd)
+	stop := context.AfterFunc(ctx, func() { _ = tty.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b, err := readLine(tty)
 	_, _ = io.WriteString(tty, "\n")
+	if ctx.Err() != nil {
+		clear(b)
+		return nil, ctx.Err()
+	}
 	if err != nil {
+		clear(b)
 		if errors.Is(err, io.EOF) {
 			return nil, &DeclinedError{}
 		}
 		return nil, fmt.Errorf("read passphrase from %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// readLine reads one line (the terminal in canonical mode edits it) into
+// one buffer of maxAnswer bytes, without its line end; io.EOF when the
+// input ended before one.
+func readLine(r io.Reader) ([]byte, error) {
+	buf := make([]byte, maxAnswer)
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		if i := bytes.IndexByte(buf[n:n+m], '\n'); i >= 0 {
+			clear(buf[n+i : n+m])
+			return bytes.TrimSuffix(buf[:n+i], []byte("\r")), nil
+		}
+		n += m
+		if err != nil {
+			clear(buf[:n])
+			return nil, err
+		}
+	}
+	clear(buf)
+	return nil, fmt.Errorf("an answer longer than %d bytes", maxAnswer)
 }
 
 // Terminal reports whether f (an io.Reader or io.Writer) is an *os.File on

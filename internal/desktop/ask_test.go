@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -218,5 +219,39 @@ func TestAskerAskpassLeavesChild(t *testing.T) {
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("Passphrase took %s after its ctx ended", d)
+	}
+}
+
+// TestAskerTerminalCancel: the end of ctx (a signal, the start's deadline)
+// ends a passphrase prompt on the terminal nobody answers, and echo is on
+// again.
+func TestAskerTerminalCancel(t *testing.T) {
+	m, tty := openPTY(t)
+	a := &Asker{StdinTerminal: true, Getenv: env(map[string]string{}), TTY: tty}
+	go func() { _, _ = io.Copy(io.Discard, m) }() // the prompt
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Passphrase(ctx, "Enter passphrase: ")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Passphrase = %v, want the context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		_, _ = m.Write([]byte("\n"))
+		t.Fatal("the prompt still waits 10 s after its ctx ended")
+	}
+	f, err := os.OpenFile(tty, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil || st.Lflag&unix.ECHO == 0 {
+		t.Errorf("echo is off after the prompt ended (%v)", err)
 	}
 }

@@ -535,17 +535,7 @@ type auth struct {
 func loadAuth(ctx context.Context, t Target, o DialOptions, keys *keyCache) *auth {
 	a := &auth{}
 	var agentSigners []ssh.Signer
-	sock := o.AgentSocket
-	if sock == "" {
-		switch t.IdentityAgent {
-		case "none":
-		case "":
-			sock = os.Getenv("SSH_AUTH_SOCK")
-		default:
-			sock = t.IdentityAgent
-		}
-	}
-	if sock != "" && !o.NoAgent {
+	if sock := agentSocket(t, o); sock != "" {
 		var d net.Dialer
 		if conn, err := d.DialContext(ctx, "unix", sock); err == nil {
 			a.agentConn = conn
@@ -641,6 +631,22 @@ func loadAuth(ctx context.Context, t Target, o DialOptions, keys *keyCache) *aut
 		}
 	}
 	return a
+}
+
+// agentSocket is the ssh-agent to ask for t: o.AgentSocket, else t's
+// IdentityAgent, else $SSH_AUTH_SOCK; "" for none.
+func agentSocket(t Target, o DialOptions) string {
+	switch {
+	case o.NoAgent:
+		return ""
+	case o.AgentSocket != "":
+		return o.AgentSocket
+	case t.IdentityAgent == "none":
+		return ""
+	case t.IdentityAgent == "":
+		return os.Getenv("SSH_AUTH_SOCK")
+	}
+	return t.IdentityAgent
 }
 
 // readPublicKey reads a public key or certificate in authorized_keys form

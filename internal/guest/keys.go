@@ -54,17 +54,7 @@ type KeyInfo struct {
 // IdentityAgent or $SSH_AUTH_SOCK) holds it. It asks for nothing.
 func Keys(ctx context.Context, t Target, o DialOptions) []KeyInfo {
 	var inAgent [][]byte
-	sock := o.AgentSocket
-	if sock == "" {
-		switch t.IdentityAgent {
-		case "none":
-		case "":
-			sock = os.Getenv("SSH_AUTH_SOCK")
-		default:
-			sock = t.IdentityAgent
-		}
-	}
-	if sock != "" && !o.NoAgent {
+	if sock := agentSocket(t, o); sock != "" {
 		var d net.Dialer
 		if conn, err := d.DialContext(ctx, "unix", sock); err == nil {
 			if ks, err := agent.NewClient(conn).List(); err == nil {

@@ -123,7 +123,8 @@ const maxJumpDepth = 8
 // It returns an error when the ssh_config cannot be read or parsed (ssh's
 // own complaint), for an option that changes how the connection is made and
 // that xvmview cannot honour (HostKeyAlias, BindAddress, BindInterface,
-// CanonicalizeHostname, ProxyUseFdpass, PKCS11Provider; the error names
+// CanonicalizeHostname, ProxyUseFdpass, PKCS11Provider, RevokedHostKeys,
+// KnownHostsCommand; the error names
 // it), for a port out of range, and for unknown % tokens.
 func Resolve(host string, ov Overrides, cfg Config) (Target, error) {
 	return resolve(host, ov, cfg, 0, true)
@@ -220,6 +221,10 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 		{"pkcs11provider", "PKCS11Provider", "none"},
 		{"canonicalizehostname", "CanonicalizeHostname", "false"},
 		{"proxyusefdpass", "ProxyUseFdpass", "no"},
+		// Host keys: ignoring a revocation list would trust a revoked
+		// key; a KnownHostsCommand's keys would be refused unasked.
+		{"revokedhostkeys", "RevokedHostKeys", "none"},
+		{"knownhostscommand", "KnownHostsCommand", "none"},
 	} {
 		v := set.get(k.key)
 		if v == "" || strings.EqualFold(v, k.off) || (k.off == "false" && strings.EqualFold(v, "no")) || (k.off == "no" && strings.EqualFold(v, "false")) {

@@ -208,6 +208,8 @@ func TestResolve(t *testing.T) {
 				{"override port out of range", "", "myguest", Overrides{Port: 70000}, `invalid port "70000" for guest myguest in the profile`},
 				{"unknown token", "Host badtoken\n  IdentityFile ~/%z\n", "badtoken", Overrides{}, "unsupported token %z"},
 				{"unsupported option", "Host aliased\n  HostKeyAlias other\n", "aliased", Overrides{}, "HostKeyAlias other for aliased"},
+				{"revoked host keys", "Host revoking\n  RevokedHostKeys /etc/ssh/revoked\n", "revoking", Overrides{}, "RevokedHostKeys /etc/ssh/revoked for revoking"},
+				{"known hosts command", "Host khc\n  KnownHostsCommand /bin/true %H\n", "khc", Overrides{}, "KnownHostsCommand /bin/true %H for khc"},
 				{"jump loop", "Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n", "a", Overrides{}, "ProxyJump chain"},
 				{"empty host", "", "", Overrides{}, "empty guest host name"},
 				{"user only", "", "bob@", Overrides{}, "has no host name"},

@@ -247,7 +247,8 @@ func fallbackSettings(path, alias string) (sshSettings, error) {
 var fallbackKeys = []string{"HostName", "User", "Port", "IdentityFile", "UserKnownHostsFile", "GlobalKnownHostsFile",
 	"ProxyJump", "ProxyCommand", "IdentitiesOnly", "CertificateFile", "ConnectTimeout", "ServerAliveInterval",
 	"ServerAliveCountMax", "StrictHostKeyChecking", "BatchMode", "HashKnownHosts", "IdentityAgent", "AddressFamily",
-	"HostKeyAlias", "BindAddress", "BindInterface", "CanonicalizeHostname", "ProxyUseFdpass", "PKCS11Provider"}
+	"HostKeyAlias", "BindAddress", "BindInterface", "CanonicalizeHostname", "ProxyUseFdpass", "PKCS11Provider",
+	"RevokedHostKeys", "KnownHostsCommand"}
 
 // fileExists reports whether path names an existing file.
 func fileExists(path string) bool {

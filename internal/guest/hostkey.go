@@ -181,6 +181,11 @@ func AddKnownHost(t Target, key ssh.PublicKey, hash bool) error {
 	if err != nil {
 		return err
 	}
+	// Unhashed, such a name is a pattern (or a list) in known_hosts: "*"
+	// would vouch for the key as every host's.
+	if strings.ContainsAny(t.HostName, "*?!,[]# \t") || strings.HasPrefix(t.HostName, "@") || strings.HasPrefix(t.HostName, "|") {
+		return fmt.Errorf("not adding a key for %q to %s: known_hosts would read that host name as a pattern", t.HostName, file)
+	}
 	if err := AppendKnownHost(file, KnownHostsLine(t, key, hash)); err != nil {
 		return err
 	}

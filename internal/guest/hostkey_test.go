@@ -345,6 +345,18 @@ func TestAddKnownHost(t *testing.T) {
 		t.Errorf("hash true wrote %q, want a hashed name", b)
 	}
 
+	// A host name that known_hosts reads as a pattern or a list is never
+	// recorded: "*" would vouch for the key as every host's.
+	for _, name := range []string{"*", "a?", "!x", "a,b", "@revoked", "|1|x"} {
+		pt := tg
+		pt.HostName = name
+		pt.KnownHostsFiles = []string{filepath.Join(dir, "patterns")}
+		if err := AddKnownHost(pt, key, false); err == nil {
+			b, _ := os.ReadFile(pt.KnownHostsFiles[0])
+			t.Errorf("AddKnownHost for host name %q wrote %q, want an error", name, b)
+		}
+	}
+
 	tg.KnownHostsFiles = nil
 	var nk *NoKnownHostsError
 	if err := AddKnownHost(tg, key, false); !errors.As(err, &nk) || nk.Alias != tg.Alias {

@@ -55,8 +55,10 @@ type clip struct {
 }
 
 // quiesce ends every transfer in flight and waits, until ctx ends, for all
-// that may still report: after it nothing the clipboard started calls
-// Progress or Notice (Run's gate stops anything later).
+// that may still report. A transfer cut short ends at once; one that does
+// not within the teardown's time is not an error of the teardown: Run lets
+// nothing report after it returns, and every transfer ends within
+// ClipboardTimeout.
 func (c *clip) quiesce(ctx context.Context) error {
 	c.cancel()
 	c.mu.Lock()
@@ -69,10 +71,9 @@ func (c *clip) quiesce(ctx context.Context) error {
 	go func() { c.busy.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("clipboard transfers still running: %w", ctx.Err())
 	}
+	return nil
 }
 
 // startClipboard connects to the CLIPBOARD of both displays, follows the

@@ -29,8 +29,8 @@ type proxyConn struct {
 	closeOnce sync.Once
 }
 
-// proxyGrace is how long a ProxyCommand gets to exit after its input closed,
-// and again after SIGTERM.
+// proxyGrace is how long a ProxyCommand gets to exit after SIGTERM before
+// SIGKILL.
 const proxyGrace = time.Second
 
 // startProxy starts command (tokens already expanded) for the connection to
@@ -40,6 +40,7 @@ func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proxyConn{cmd: cmd, addr: addr, command: command, stderr: &tailBuffer{max: 4096}, waited: make(chan struct{})}
 	cmd.Stderr = p.stderr
+	cmd.WaitDelay = proxyGrace // a child outside the group may hold stderr
 	var err error
 	if p.w, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("ProxyCommand for %s: %w", addr, err)
@@ -63,27 +64,30 @@ func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
 func (p *proxyConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *proxyConn) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-// Close closes the command's input and ends its process group unless it
-// exits by itself within proxyGrace (so a failing command's last words on
-// stderr are kept): SIGTERM, then SIGKILL after another proxyGrace. It does
-// not wait.
+// Close closes the command's input and ends its process group (SIGTERM,
+// SIGKILL after proxyGrace) unless it has exited, and returns once it is
+// reaped: nothing of it outlives the launcher, whose exit would leave a
+// command that ignores the end of its input (nc) running. A failing
+// command's last words on stderr are read before (proxyExit).
 func (p *proxyConn) Close() error {
 	p.closeOnce.Do(func() {
 		p.w.Close()
 		pgid := p.cmd.Process.Pid
-		go func() {
-			t := time.NewTimer(proxyGrace)
-			defer t.Stop()
-			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-				select {
-				case <-p.waited:
-					return
-				case <-t.C:
-					_ = syscall.Kill(-pgid, sig)
-					t.Reset(proxyGrace)
-				}
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+			select {
+			case <-p.waited:
+				return
+			default:
 			}
-		}()
+			_ = syscall.Kill(-pgid, sig)
+			t := time.NewTimer(proxyGrace)
+			select {
+			case <-p.waited:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
 	})
 	return nil
 }

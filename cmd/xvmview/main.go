@@ -190,8 +190,11 @@ func (c *cli) runtimeRoot() string {
 	return session.RuntimeRootIn(c.dirs.RuntimeDir, tmp)
 }
 
-// sshConfig says where this invocation's SSH files are: under its HOME.
-func (c *cli) sshConfig() session.SSHConfig { return session.SSHConfig{Home: c.env.Getenv("HOME")} }
+// sshConfig says where this invocation's SSH files and agent are: under
+// its HOME, its SSH_AUTH_SOCK; `ssh -G` runs in its environment.
+func (c *cli) sshConfig() session.SSHConfig {
+	return session.SSHConfig{Home: c.env.Getenv("HOME"), Getenv: c.env.Getenv, Environ: c.env.Environ}
+}
 
 // asker asks this invocation's user for key passphrases: on its terminal,
 // or through its SSH_ASKPASS, which runs in its environment.

@@ -93,7 +93,15 @@ type Config struct {
 	// directory, which is where ssh looks); a missing file is fine.
 	SSHConfigFile  string
 	UserKnownHosts string // default HOME/.ssh/known_hosts; ssh_config's UserKnownHostsFile wins
-	Home           string // default os.UserHomeDir()
+	Home           string // default Getenv("HOME"), else os.UserHomeDir()
+	// Getenv is the caller's environment: HOME, SSH_AUTH_SOCK (the agent
+	// when ssh_config names no IdentityAgent: it goes into the Target,
+	// "none" when unset) and ${VAR} in IdentityAgent. nil: the process's,
+	// read by Dial when it connects.
+	Getenv func(string) string `json:"-"`
+	// Environ is the environment `ssh -G` runs in (it expands variables
+	// in the config); nil: the process's.
+	Environ func() []string `json:"-"`
 	// SSH is the OpenSSH client whose `ssh -G` resolves the options: ""
 	// looks for ssh in PATH, "none" never uses it (then the built-in
 	// reader serves: Host blocks, Include, Match host and all only).
@@ -137,7 +145,14 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	if depth > maxJumpDepth {
 		return Target{}, fmt.Errorf("ProxyJump chain to %s is longer than %d hops (a loop?)", host, maxJumpDepth)
 	}
+	getenv := os.Getenv
+	if cfg.Getenv != nil {
+		getenv = cfg.Getenv
+	}
 	home := cfg.Home
+	if home == "" && cfg.Getenv != nil {
+		home = cfg.Getenv("HOME")
+	}
 	if home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {
@@ -193,7 +208,11 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 		if !proxies {
 			extra = []string{"ProxyJump=none", "ProxyCommand=none"}
 		}
-		set, blocks, err = runSSHG(sshPath, sshGArgs(fileArg, wantUser, ov.Port, extra, alias))
+		var env []string
+		if cfg.Environ != nil {
+			env = cfg.Environ()
+		}
+		set, blocks, err = runSSHG(sshPath, sshGArgs(fileArg, wantUser, ov.Port, extra, alias), env)
 		if err != nil {
 			return Target{}, fmt.Errorf("guest %s: %w", alias, err)
 		}
@@ -357,12 +376,18 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 		if strings.EqualFold(v, "none") {
 			t.IdentityAgent = "none"
 		} else if strings.HasPrefix(v, "$") {
-			t.IdentityAgent = os.Getenv(strings.Trim(v[1:], "{}"))
+			t.IdentityAgent = getenv(strings.Trim(v[1:], "{}"))
 			if t.IdentityAgent == "" {
 				t.IdentityAgent = "none"
 			}
 		} else if t.IdentityAgent, err = tok.expand(v); err != nil {
 			return Target{}, fmt.Errorf("IdentityAgent %q for %s: %w", v, alias, err)
+		}
+	}
+	if t.IdentityAgent == "" && cfg.Getenv != nil {
+		// The caller's agent, not the process's (Dial reads "" from it).
+		if t.IdentityAgent = cfg.Getenv("SSH_AUTH_SOCK"); t.IdentityAgent == "" {
+			t.IdentityAgent = "none"
 		}
 	}
 	switch strings.ToLower(set.get("addressfamily")) {

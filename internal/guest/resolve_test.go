@@ -393,3 +393,41 @@ func TestResolveSSHGHangs(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestResolveAgentFromGetenv: with Config.Getenv, the agent socket comes
+// from the caller's environment, not the process's.
+func TestResolveAgentFromGetenv(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "/process/agent.sock")
+	t.Setenv("MYAGENT", "/process/my.sock")
+	tests := []struct {
+		name, config string
+		env          map[string]string
+		want         string
+	}{
+		{"SSH_AUTH_SOCK", "Host web\n  User u\n", map[string]string{"SSH_AUTH_SOCK": "/env/agent.sock"}, "/env/agent.sock"},
+		{"no agent in the environment", "Host web\n  User u\n", map[string]string{}, "none"},
+		{"IdentityAgent ${VAR}", "Host web\n  IdentityAgent ${MYAGENT}\n", map[string]string{"MYAGENT": "/env/my.sock"}, "/env/my.sock"},
+	}
+	for _, backend := range backends(t) {
+		for _, tt := range tests {
+			t.Run("ssh="+backend+"/"+tt.name, func(t *testing.T) {
+				cfg := filepath.Join(t.TempDir(), "config")
+				if err := os.WriteFile(cfg, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				getenv := func(k string) string { return tt.env[k] }
+				environ := func() []string {
+					l := []string{"PATH=" + os.Getenv("PATH")}
+					for k, v := range tt.env {
+						l = append(l, k+"="+v)
+					}
+					return l
+				}
+				tg, err := Resolve("web", Overrides{}, Config{SSHConfigFile: cfg, Home: t.TempDir(), SSH: backend, Getenv: getenv, Environ: environ})
+				if err != nil || tg.IdentityAgent != tt.want {
+					t.Errorf("IdentityAgent = %q (err %v), want %q", tg.IdentityAgent, err, tt.want)
+				}
+			})
+		}
+	}
+}

@@ -60,11 +60,15 @@ func sshGArgs(cfgFile, user string, port int, extra []string, dest string) []str
 
 // runSSHG runs `ssh -G` and returns the options OpenSSH resolved, and the
 // config files and blocks it applied (from its -v output) for where-from.
-func runSSHG(sshPath string, args []string) (sshSettings, []appliedBlock, error) {
+// env is its environment (nil: the process's), whose variables ssh expands.
+func runSSHG(sshPath string, args, env []string) (sshSettings, []appliedBlock, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sshGTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshPath, append([]string{"-vvv"}, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(env[:len(env):len(env)], "LC_ALL=C")
 	// Its own process group, all of it ended at the timeout: a Match exec
 	// command outlives a killed ssh and holds its stderr; WaitDelay stops
 	// waiting for that.

@@ -30,7 +30,7 @@ type proxyConn struct {
 }
 
 // proxyGrace is how long a ProxyCommand gets to exit after SIGTERM before
-// SIGKILL.
+// SIGKILL (and half of it after its input closed, before SIGTERM).
 const proxyGrace = time.Second
 
 // startProxy starts command (tokens already expanded) for the connection to
@@ -64,30 +64,28 @@ func startProxy(ctx context.Context, command, addr string) (net.Conn, error) {
 func (p *proxyConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *proxyConn) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-// Close closes the command's input and ends its process group (SIGTERM,
-// SIGKILL after proxyGrace) unless it has exited, and returns once it is
-// reaped: nothing of it outlives the launcher, whose exit would leave a
-// command that ignores the end of its input (nc) running. A failing
-// command's last words on stderr are read before (proxyExit).
+// Close closes the command's input and, unless the command then exits by
+// itself within proxyGrace/2 (so a failing command's last words and status
+// are kept for proxyExit), ends its process group: SIGTERM, SIGKILL after
+// proxyGrace. It returns once the command is reaped: nothing of it outlives
+// the launcher, whose exit would leave a command that ignores the end of
+// its input (nc) running.
 func (p *proxyConn) Close() error {
 	p.closeOnce.Do(func() {
 		p.w.Close()
 		pgid := p.cmd.Process.Pid
+		t := time.NewTimer(proxyGrace / 2)
+		defer t.Stop()
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 			select {
 			case <-p.waited:
 				return
-			default:
-			}
-			_ = syscall.Kill(-pgid, sig)
-			t := time.NewTimer(proxyGrace)
-			select {
-			case <-p.waited:
-				t.Stop()
-				return
 			case <-t.C:
 			}
+			_ = syscall.Kill(-pgid, sig)
+			t.Reset(proxyGrace)
 		}
+		<-p.waited // SIGKILL; WaitDelay bounds the wait for its stderr
 	})
 	return nil
 }

@@ -45,15 +45,21 @@ func TestProxyCloseReaps(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %s", d)
 	}
-	// The shell is our child: gone means reaped. The sleep is its child,
-	// reaped by init once killed: gone or a zombie.
-	for _, pid := range procs {
-		if syscall.Kill(pid, 0) != nil {
-			continue
+	// The shell is our child: gone means reaped.
+	if syscall.Kill(procs[0], 0) == nil {
+		t.Errorf("the ProxyCommand's shell %d is still there after Close", procs[0])
+	}
+	// The sleep is its child, killed with the group (SIGKILL may take a
+	// moment to end it under load) and reaped by init.
+	deadline = time.Now().Add(10 * time.Second)
+	for syscall.Kill(procs[1], 0) == nil {
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(procs[1]) + "/stat")
+		if strings.Contains(string(st), ") Z ") {
+			break
 		}
-		st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if pid == procs[0] || !strings.Contains(string(st), ") Z ") {
-			t.Errorf("process %d of the ProxyCommand is still there after Close: %s", pid, st)
+		if time.Now().After(deadline) {
+			t.Fatalf("the ProxyCommand's child %d still runs 10 s after Close: %s", procs[1], st)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -33,7 +33,9 @@ exit 3`
 // `xvmview run` starts it, waits for its sshd and shows the app; a second
 // session uses the running (then paused) VM; the VM keeps running while
 // one session is left and shuts down when the last one ends. Before that,
-// the error cases: a boot that times out and an unknown domain.
+// the error cases (a boot that times out, an unknown domain), a VM that ran
+// before xvmview (waited for while it boots, left running after), vm stop
+// and check.
 func TestVMOnDemand(t *testing.T) {
 	tv := testvm.Start(t, testvm.Options{})
 	w := buildWorld(t, nil, testguest.XvfbOptions{})
@@ -72,16 +74,49 @@ command = ["sh", "-c", %q, "sh"]
 		if st, err := tv.State(); err != nil || st != libvirt.DomainRunning {
 			t.Errorf("domain state %d, %v; want running", st, err)
 		}
-		// By hand, with a grace too short for the booting guest.
-		code, _, stderr = w.runStdin("", "vm", "stop", "vmslow", "--grace", "1s")
-		if code != 0 || !strings.Contains(stderr, "did not power off within 1s: forced off") {
+	})
+	if t.Failed() {
+		return
+	}
+
+	// The VM runs now, still booting, and no session has it on record as
+	// started by xvmview: to the next launch it ran before.
+	t.Run("a VM that ran before is waited for and left running", func(t *testing.T) {
+		vmProfile("vmkeep", tv.Domain, "shutdown_on_exit = true\nboot_timeout = 300\nscreen = \"800x600\"")
+		p := w.start("run", "vmkeep", "--", "p")
+		sp, _ := w.vmSession(p)
+		if sp.VM == nil || sp.VM.Started {
+			t.Errorf("session state's VM: %+v; want not started by xvmview", sp.VM)
+		}
+		if !strings.Contains(p.stderr.String(), "is running, but its sshd does not answer yet") {
+			t.Errorf("the launch does not say it waits for the booting VM:\n%s", p.stderr.String())
+		}
+		w.vmGuestRun(tv, "touch /tmp/stop-p")
+		if code := p.wait(t); code != 3 {
+			t.Errorf("exit %d, want the app's 3", code)
+		}
+		if st, err := tv.State(); err != nil || st != libvirt.DomainRunning {
+			t.Errorf("after the session: domain state %d, %v; want running (shutdown_on_exit = true spares a VM xvmview did not start)", st, err)
+		}
+		if strings.Contains(p.stderr.String(), "shutting down domain") {
+			t.Errorf("the session shut down a VM it did not start:\n%s", p.stderr.String())
+		}
+		w.checkGone(sp)
+	})
+
+	t.Run("vm stop", func(t *testing.T) {
+		code, _, stderr := w.runStdin("", "vm", "stop", "vmkeep", "--grace", "1s")
+		if code != 0 || !strings.Contains(stderr, "xvmview: domain "+tv.Domain) {
 			t.Errorf("vm stop: exit %d, stderr:\n%s", code, stderr)
 		}
 		if st, err := tv.State(); err != nil || st != libvirt.DomainShutoff {
 			t.Errorf("after vm stop: domain state %d, %v; want shut off", st, err)
-			must(t, tv.Destroy())
 		}
 	})
+	if st, err := tv.State(); err != nil || st != libvirt.DomainShutoff {
+		must(t, tv.Destroy())
+		must(t, tv.WaitState(libvirt.DomainShutoff, 30*time.Second))
+	}
 
 	t.Run("check with the VM off", func(t *testing.T) {
 		code, out, _ := w.runStdin("", "check", "vmapp")

@@ -204,25 +204,40 @@ func (r *runner) vmUp(ctx context.Context) error {
 	if action == vm.Started && err == nil {
 		use.Started = true
 	}
-	use.Ready = action == vm.None && !booting
 	r.saveState()
 	lock.unlock()
 	if err != nil {
 		return err
 	}
-	if use.Ready {
-		r.phase(fmt.Sprintf("domain %s is %s", v.Domain, before))
-		return nil
-	}
-	if action != vm.None {
-		r.notice("%s domain %s (it was %s)", action, v.Domain, before)
-	}
 	t := *r.pl.Guest
 	probe := vm.SSHBanner(t.Addr())
-	if t.ProxyCommand != "" || len(t.Jumps) > 0 {
+	direct := t.ProxyCommand == "" && len(t.Jumps) == 0
+	if !direct {
 		// Not reachable from here directly: a host key fetch goes the
 		// same way as the login.
 		probe = func(ctx context.Context) error { _, err := guest.FetchHostKey(ctx, t); return err }
+	}
+	if action == vm.None && !booting {
+		// Running, but perhaps still booting (started by hand, or by a
+		// launch that gave up): one look at the sshd's banner, a
+		// millisecond on a running guest, tells. Through a jump host that
+		// look costs a login's worth: the login itself tells then.
+		ready := !direct
+		if direct {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			ready = probe(pctx) == nil
+			cancel()
+		}
+		if ready {
+			use.Ready = true
+			r.saveState()
+			r.phase(fmt.Sprintf("domain %s is %s", v.Domain, before))
+			return nil
+		}
+		r.notice("domain %s is %s, but its sshd does not answer yet", v.Domain, before)
+	}
+	if action != vm.None {
+		r.notice("%s domain %s (it was %s)", action, v.Domain, before)
 	}
 	r.phase(fmt.Sprintf("waiting for domain %s's sshd at %s", v.Domain, t.Addr()))
 	start := time.Now()

@@ -1,6 +1,7 @@
 package testvm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,9 @@ const libvirtSocket = "/run/libvirt/libvirt-sock"
 // Options configure a VM.
 type Options struct {
 	MemoryMiB int // default 384
+	// Kernel replaces the image's kernel path in the domain: a path that
+	// does not exist makes libvirt refuse to start it (a test of that).
+	Kernel string
 }
 
 // VM is a defined (shut off) test domain and its files. Its fields are
@@ -105,7 +109,7 @@ func New(ctx context.Context, img *Image, opts Options) (*VM, error) {
 	}
 	var xml strings.Builder
 	err = domainXML.Execute(&xml, map[string]any{
-		"Name": v.Domain, "Memory": opts.MemoryMiB, "Kernel": img.Kernel, "Initrd": img.Initrd,
+		"Name": v.Domain, "Memory": opts.MemoryMiB, "Kernel": cmp.Or(opts.Kernel, img.Kernel), "Initrd": img.Initrd,
 		"Disk": disk, "Console": v.ConsoleLog, "Port": v.Port,
 	})
 	if err != nil {

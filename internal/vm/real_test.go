@@ -101,6 +101,28 @@ func TestRealDomain(t *testing.T) {
 	})
 }
 
+// TestStartFails: libvirt's own reason when it cannot start a domain (here:
+// its kernel is missing), on one line.
+func TestStartFails(t *testing.T) {
+	tv := testvm.Start(t, testvm.Options{Kernel: "/nonexistent/xvmtest-vmlinuz"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := vm.Connect(ctx, testvm.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before, action, err := c.Up(ctx, tv.Domain)
+	var se *vm.StartError
+	if !errors.As(err, &se) || before != vm.ShutOff || action != vm.Started || se.Action != "start" || se.Domain != tv.Domain {
+		t.Fatalf("Up: %v %v %v; want *StartError for a start", before, action, err)
+	}
+	if !strings.Contains(se.Msg, "/nonexistent/xvmtest-vmlinuz") || strings.ContainsAny(se.Msg, "\n\r") {
+		t.Errorf("libvirt's message: %q; want one line naming the missing kernel", se.Msg)
+	}
+	t.Logf("%v", err)
+}
+
 // TestConnectErrors: a socket where no daemon listens.
 func TestConnectErrors(t *testing.T) {
 	ctx := context.Background()

@@ -151,10 +151,12 @@ type Process struct {
 //     ends the group and the marked (end: TERM; wait until no marked
 //     process is left, at most the grace; KILL). The wait stops early so
 //     that a teardown of programs that end on TERM, the usual case, takes
-//     a tenth of a second rather than the whole grace. A line "tenths N"
-//     (0..99) before the EOF shortens the grace to N tenths of a second:
-//     Close sends it when its caller has less time than the grace (after
-//     a signal the whole teardown has 1.5 s).
+//     a tenth of a second rather than the whole grace. The grace is kept
+//     by the clock (/proc/uptime, centiseconds), not only by counting the
+//     tenth-second sleeps, which take longer on a loaded guest. A line
+//     "tenths N" (0..99) before the EOF shortens the grace to N tenths of
+//     a second: Close sends it when its caller has less time than the
+//     grace (after a signal the whole teardown has 1.5 s).
 //   - When the program exits by itself, a reaper does the same to whatever
 //     it left behind and the wrapper exits with the program's status at once.
 //     Helpers send their output to /dev/null so they don't hold the channel.
@@ -168,12 +170,14 @@ sweep() {
 	done
 }
 marked() { grep -qxzF "XVMVIEW_PROC=$mark" /proc/[0-9]*/environ 2>/dev/null; }
+cs() { read -r up _ </proc/uptime && echo $((${up%.*} * 100 + 1${up#*.} - 100)); }
 end() {
 	kill -TERM 0; sweep TERM
-	i=0
+	i=0 deadline=$(($(cs 2>/dev/null || echo 0) + tenths * 10))
 	while [ "$i" -lt "$tenths" ] && marked; do
 		sleep 0.1 2>/dev/null || { sleep 1; i=$((i + 9)); }
 		i=$((i + 1))
+		now=$(cs 2>/dev/null) && [ "$now" -ge "$deadline" ] && break
 	done
 	sweep KILL; kill -KILL 0
 }
@@ -212,7 +216,7 @@ func newMark() string {
 
 // closeMargin is what Close keeps of its caller's time for the session to
 // report its end after the guest's grace is over.
-const closeMargin = 300 * time.Millisecond
+const closeMargin = 500 * time.Millisecond
 
 func graceSeconds(d time.Duration) int {
 	if d <= 0 {

@@ -420,10 +420,18 @@ func (f *Forward) serve(x *xConn) {
 		x.close()
 		return
 	}
+	uc := lc.(*net.UnixConn)
+	upBuf, downBuf, big, release := f.bufs()
+	defer release()
+	if big {
+		// Best effort: a speed-up only. The kernel holds up to twice this
+		// per connection, so only the first connections get it.
+		_ = uc.SetWriteBuffer(localSendBuffer)
+	}
 	f.mu.Lock()
 	closed := f.closed
 	if !closed {
-		x.local = lc.(*net.UnixConn)
+		x.local = uc
 	}
 	f.mu.Unlock()
 	if closed { // Close ran while we dialled
@@ -432,13 +440,6 @@ func (f *Forward) serve(x *xConn) {
 		return
 	}
 
-	upBuf, downBuf, big, release := f.bufs()
-	defer release()
-	if big {
-		// Best effort: a speed-up only. The kernel holds up to twice this
-		// per connection, so only the first connections get it.
-		_ = x.local.SetWriteBuffer(localSendBuffer)
-	}
 	local := rawIO(x.local)
 	if rc, ok := local.(*rawIOConn); ok {
 		rc.gate = f

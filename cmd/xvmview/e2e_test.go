@@ -364,12 +364,16 @@ func holdDisplay(t *testing.T, n, pid int) {
 	must(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	for time.Now().Before(deadline) {
-		if exec.Command("xdpyinfo", "-display", fmt.Sprintf(":%d", n)).Run() == nil {
+		// Ours, or a server of a test in another package that took the
+		// freed number first (our Xvfb then exits): busy either way. A
+		// connect, not a client: the other server has its own cookie.
+		if c, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("Xvfb :%d did not start", n)
+	t.Fatalf("Xvfb :%d did not start and no other server holds it", n)
 }
 
 // holdGuestPort listens on the guest's 127.0.0.1:port (inside its network

@@ -47,8 +47,12 @@ func ParseStat(b []byte) (Stat, error) {
 	s.Comm = string(b[open+1 : end])
 	f := strings.Fields(string(b[end+1:]))
 	// f[0] is field 3; field N is f[N-3].
-	if len(f) < 20 || len(f[0]) != 1 {
+	if len(f) < 20 {
 		return Stat{}, fmt.Errorf("%d fields after comm, want at least 20", len(f))
+	}
+	// The kernel's states are single letters (R, S, D, Z, T, t, X, I, ...).
+	if c := f[0][0]; len(f[0]) != 1 || !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+		return Stat{}, fmt.Errorf("state %q is not a letter", f[0])
 	}
 	s.State = f[0][0]
 	if s.PPID, err = strconv.Atoi(f[1]); err != nil {

@@ -28,6 +28,7 @@ func TestParseStat(t *testing.T) {
 		{"too short", "7 (x) S 1 2", Stat{}, true},
 		{"no comm", "7 S 1 2 3" + rest, Stat{}, true},
 		{"bad state", "7 (x) SS 1 2 3" + rest, Stat{}, true},
+		{"state not a letter", "7 (x) \x00 1 2 3" + rest, Stat{}, true},
 		{"bad ppid", "7 (x) S one 2 3" + rest, Stat{}, true},
 		{"empty", "", Stat{}, true},
 	}

@@ -94,18 +94,7 @@ func (s *hostileSSHD) stanza(t *testing.T, alias, knownHosts string) string {
 	port := s.ln.Addr().(*net.TCPAddr).Port
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(s.host))
 	must(t, os.WriteFile(knownHosts, []byte(line), 0o600))
-	return fmt.Sprintf(`Host %s
-	HostName 127.0.0.1
-	Port %d
-	User %s
-	IdentityFile %s
-	IdentitiesOnly yes
-	UserKnownHostsFile %s
-	GlobalKnownHostsFile /dev/null
-	StrictHostKeyChecking yes
-	UpdateHostKeys no
-	BatchMode yes
-`, alias, port, s.g.User, s.g.IdentityFile, knownHosts)
+	return testguest.HostStanza(alias, "127.0.0.1", port, s.g.User, s.g.IdentityFile, knownHosts)
 }
 
 func (s *hostileSSHD) serve(c net.Conn) {

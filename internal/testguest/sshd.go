@@ -147,6 +147,13 @@ func (g *Guest) sshConfig() string {
 // knownHosts as its UserKnownHostsFile and strict host key checking: what
 // a user of the guest writes in ~/.ssh/config.
 func (g *Guest) HostStanza(alias, knownHosts string) string {
+	return HostStanza(alias, g.Addr, g.Port, g.User, g.IdentityFile, knownHosts)
+}
+
+// HostStanza is the ssh_config stanza the tests use for any SSH peer (a
+// test guest, a test VM, an in-process sshd): alias reaches user@host:port
+// with identity only, host keys checked strictly against knownHosts alone.
+func HostStanza(alias, host string, port int, user, identity, knownHosts string) string {
 	return fmt.Sprintf(`Host %s
 	HostName %s
 	Port %d
@@ -158,7 +165,7 @@ func (g *Guest) HostStanza(alias, knownHosts string) string {
 	StrictHostKeyChecking yes
 	UpdateHostKeys no
 	BatchMode yes
-`, alias, g.Addr, g.Port, g.User, cfgValue(g.IdentityFile), cfgValue(knownHosts))
+`, alias, host, port, user, cfgValue(identity), cfgValue(knownHosts))
 }
 
 // writeKeysAndConfig makes the host and client keys, the authorized_keys

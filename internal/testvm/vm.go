@@ -252,18 +252,7 @@ func (v *VM) WaitState(want libvirt.DomainState, d time.Duration) error {
 // HostStanza is an ssh_config stanza that reaches the guest as alias with
 // strict host key checking against the pinned key.
 func (v *VM) HostStanza(alias string) string {
-	return fmt.Sprintf(`Host %s
-	HostName 127.0.0.1
-	Port %d
-	User %s
-	IdentityFile %s
-	IdentitiesOnly yes
-	UserKnownHostsFile %s
-	GlobalKnownHostsFile /dev/null
-	StrictHostKeyChecking yes
-	UpdateHostKeys no
-	BatchMode yes
-`, alias, v.Port, v.User, v.Key, v.KnownHosts)
+	return testguest.HostStanza(alias, "127.0.0.1", v.Port, v.User, v.Key, v.KnownHosts)
 }
 
 // Console returns the tail of the guest's serial console, for failed tests.

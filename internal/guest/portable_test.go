@@ -134,3 +134,33 @@ func TestPortableRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestPortableLong: a script longer than one shell word may be (csh:
+// "Word too long." at about 10 KB; FuzzQuote found it) travels as several
+// words and comes out of every login shell byte for byte.
+func TestPortableLong(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 6<<10; i++ {
+		b.WriteString("q\b\xfe\x1e$'\"\\%\n")
+		b.WriteByte(byte(1 + i%255))
+	}
+	s := b.String()
+	p := Portable("printf '%s' " + Quote(s))
+	if n := strings.Count(p, "' '"); n < 2 {
+		t.Fatalf("a %d-byte script went as %d words", len(s), n+1)
+	}
+	for _, sh := range loginShells(t) {
+		if got := runLogin(t, sh, p); string(got) != s {
+			t.Errorf("%s: got %d bytes, want %d (first difference near %d)", sh, len(got), len(s), firstDiff(string(got), s))
+		}
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

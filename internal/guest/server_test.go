@@ -279,7 +279,7 @@ func unportable(cmd string) (string, error) {
 	if !strings.HasSuffix(enc, "'") {
 		return "", fmt.Errorf("command %q lacks Portable's closing quote", cmd)
 	}
-	enc = strings.TrimSuffix(enc, "'")
+	enc = strings.ReplaceAll(strings.TrimSuffix(enc, "'"), "' '", "")
 	var b strings.Builder
 	for i := 0; i < len(enc); i++ {
 		if enc[i] != '\\' {

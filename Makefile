@@ -25,19 +25,20 @@ unit:
 	$(GO) test -race -count=1 -timeout 40m ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/xauth
-	$(GO) test -run '^$$' -fuzz '^FuzzParseNumeric$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/xauth
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDisplay$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/xauth
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/profile
-	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/profile
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHex$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/frame
-	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/guest
-	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/procfs
-	$(GO) test -run '^$$' -fuzz '^FuzzExecValue$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/desktop
-	$(GO) test -run '^$$' -fuzz '^FuzzLine$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/guesttext
-	$(GO) test -run '^$$' -fuzz '^FuzzWriter$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/guesttext
-	$(GO) test -run '^$$' -fuzz '^FuzzPaste$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/guesttext
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/memcg
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) bash scripts/fuzz.sh \
+		FuzzRead ./internal/xauth \
+		FuzzParseNumeric ./internal/xauth \
+		FuzzParseDisplay ./internal/xauth \
+		FuzzParse ./internal/profile \
+		FuzzParseKey ./internal/profile \
+		FuzzParseHex ./internal/frame \
+		FuzzQuote ./internal/guest \
+		FuzzParseStat ./internal/procfs \
+		FuzzExecValue ./internal/desktop \
+		FuzzLine ./internal/guesttext \
+		FuzzWriter ./internal/guesttext \
+		FuzzPaste ./internal/guesttext \
+		FuzzParse ./internal/memcg
 
 demo: build
 	bash scripts/demo.sh

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"io/fs"
 	"os"
@@ -21,7 +21,6 @@ import (
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
 	"github.com/xvmview/xvmview/internal/xauth"
-	"github.com/xvmview/xvmview/internal/xephyr"
 )
 
 // TestRunRemote is the main story, for each transport: run against the
@@ -45,42 +44,19 @@ func testRunRemote(t *testing.T, transport string) {
 	}
 
 	t.Run("window drawn in the nested display", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		conn, err := xephyr.Dial(ctx, s.Display, cookie)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		// Poll until the red window shows, placed at
-		// +100+100 (below twm's title bar).
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			img, err := xephyr.Screenshot(conn, 0, 0, 800, 600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			red := func(x, y int) bool {
-				c := img.RGBAAt(x, y)
-				return c.R > 200 && c.G < 50 && c.B < 50
-			}
+		// The red window placed at +100+100, below twm's title bar.
+		waitNested(t, s.Display, cookie, 20*time.Second, "no red window at (160,160) on the nested display", func(img *image.RGBA) bool {
 			bright := func(x, y int) bool {
 				c := img.RGBAAt(x, y)
 				return c.R > 200 && c.G > 200 && c.B > 200
 			}
+			red := func(x, y int) bool { return isRed(img, x, y) }
 			// The 185x110 window sits below twm's title bar,
 			// whose white background shows twm managed the window.
 			inside := red(160, 160) && red(120, 130) && red(270, 215)
 			outside := !red(60, 60) && !red(320, 160) && !red(160, 260) && !red(700, 500)
-			if inside && outside && bright(230, 104) {
-				break
-			}
-			if time.Now().After(deadline) {
-				_ = writeTestPNG(t, img)
-				t.Fatalf("no red window at (160,160) on the nested display")
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return inside && outside && bright(230, 104)
+		})
 	})
 
 	port := fmt.Sprintf("( sport = :%d )", 6000+s.Display)

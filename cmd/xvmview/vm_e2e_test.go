@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"image"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,6 +258,17 @@ func (w *world) vmGuestRun(tv *testvm.VM, script string) {
 // checkRedWindow waits until the red 185x110 window at +100+100 (no window
 // manager) shows on the nested display.
 func checkRedWindow(t *testing.T, display int, cookie xauth.Cookie) {
+	t.Helper()
+	waitNested(t, display, cookie, 60*time.Second, "no red window at +100+100 on the nested display", func(img *image.RGBA) bool {
+		red := func(x, y int) bool { return isRed(img, x, y) }
+		return red(105, 105) && red(190, 150) && red(280, 205) && !red(95, 95) && !red(300, 160) && !red(190, 220)
+	})
+}
+
+// waitNested polls screenshots of the nested display :display until ok
+// accepts one, failing with msg (and the last image saved) after timeout.
+func waitNested(t *testing.T, display int, cookie xauth.Cookie, timeout time.Duration, msg string, ok func(*image.RGBA) bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := xephyr.Dial(ctx, display, cookie)
@@ -264,23 +276,25 @@ func checkRedWindow(t *testing.T, display int, cookie xauth.Cookie) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		img, err := xephyr.Screenshot(conn, 0, 0, 800, 600)
 		if err != nil {
 			t.Fatal(err)
 		}
-		red := func(x, y int) bool {
-			c := img.RGBAAt(x, y)
-			return c.R > 200 && c.G < 50 && c.B < 50
-		}
-		if red(105, 105) && red(190, 150) && red(280, 205) && !red(95, 95) && !red(300, 160) && !red(190, 220) {
+		if ok(img) {
 			return
 		}
 		if time.Now().After(deadline) {
 			_ = writeTestPNG(t, img)
-			t.Fatalf("no red window at +100+100 on the nested display")
+			t.Fatal(msg)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// isRed reports whether the pixel at (x, y) is the test apps' red.
+func isRed(img *image.RGBA, x, y int) bool {
+	c := img.RGBAAt(x, y)
+	return c.R > 200 && c.G < 50 && c.B < 50
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,7 @@ type Writer struct {
 	cut     bool
 	failed  bool
 	dropped int64
+	stopped atomic.Bool // Stop: read between lines, without g.mu
 }
 
 // NewWriter returns a Writer that writes to w, labelling each line with
@@ -57,8 +59,12 @@ func (g *Writer) Write(p []byte) (int, error) {
 	defer g.mu.Unlock()
 	n := len(p)
 	for len(p) > 0 {
-		if g.cut || g.failed {
+		if g.cut || g.failed || g.stopped.Load() {
 			g.dropped += int64(len(p))
+			if g.stopped.Load() {
+				g.dropped += int64(len(g.held))
+				g.held = g.held[:0]
+			}
 			break
 		}
 		if i := bytes.IndexByte(p, '\n'); i >= 0 && len(g.held)+i <= WriterLineMax {
@@ -84,7 +90,7 @@ func (g *Writer) Write(p []byte) (int, error) {
 func (g *Writer) Flush() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.held) > 0 && !g.cut && !g.failed {
+	if len(g.held) > 0 && !g.cut && !g.failed && !g.stopped.Load() {
 		g.line(g.held)
 	}
 	g.held = g.held[:0]
@@ -100,8 +106,15 @@ func (g *Writer) Close() error {
 	return nil
 }
 
+// Stop drops everything from now on, the partial line held and the rest of
+// a Write under way included (checked between lines). Unlike Close it does
+// not wait for that Write: after a signal, the guest's output still queued
+// (an SSH channel's window, 2 MiB) must not keep the launcher writing to a
+// slow terminal. It does not write anything itself.
+func (g *Writer) Stop() { g.stopped.Store(true) }
+
 // Dropped returns how many bytes of the guest's output were dropped: past
-// the volume cap, after the wrapped writer failed, or after Close.
+// the volume cap, after the wrapped writer failed, or after Close or Stop.
 func (g *Writer) Dropped() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()

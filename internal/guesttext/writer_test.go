@@ -196,3 +196,50 @@ func BenchmarkWriter(b *testing.B) {
 		})
 	}
 }
+
+// gateWriter blocks each Write until a token arrives on gate.
+type gateWriter struct {
+	gate  chan struct{}
+	calls chan struct{}
+	out   bytes.Buffer
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.calls <- struct{}{}
+	<-g.gate
+	return g.out.Write(p)
+}
+
+// Stop ends a Write under way between two lines, without waiting for the
+// slow writer to take the rest, and drops the partial line and later writes
+// (after a signal, the guest's queued output must not keep the launcher
+// writing to a slow terminal).
+func TestWriterStop(t *testing.T) {
+	g := &gateWriter{gate: make(chan struct{}), calls: make(chan struct{}, 1)}
+	w := NewWriter(g, "web", 0)
+	chunk := strings.Repeat("line\n", 1000) + "partial"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = w.Write([]byte(chunk))
+	}()
+	<-g.calls // the first line is being written
+	w.Stop()
+	g.gate <- struct{}{}
+	<-done // Write returns after the line it was writing
+	if n, err := w.Write([]byte("after\n")); n != 6 || err != nil {
+		t.Fatalf("Write after Stop = %d, %v", n, err)
+	}
+	_ = w.Close()
+	if got, want := g.out.String(), "[web] line\n"; got != want {
+		t.Errorf("wrote %q, want only the line under way %q", got, want)
+	}
+	if got, want := w.Dropped(), int64(len(chunk)-len("line\n")+len("after\n")); got != want {
+		t.Errorf("Dropped = %d, want %d", got, want)
+	}
+	select {
+	case <-g.calls:
+		t.Error("the writer was called after Stop")
+	default:
+	}
+}

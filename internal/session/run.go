@@ -233,8 +233,9 @@ type runner struct {
 	clip    *clip        // the two clipboards; nil when the profile turns it off
 	conn    *xgb.Conn
 	client  *guest.Client
-	auth    *guest.AuthFile // the guest's session Xauthority; nil for a local profile
-	started bool            // the session directory exists: errors after this may be a signal's doing
+	auth    *guest.AuthFile     // the guest's session Xauthority; nil for a local profile
+	outs    []*guesttext.Writer // the output writers (wrapOutput)
+	started bool                // the session directory exists: errors after this may be a signal's doing
 
 	reportMu sync.RWMutex // held (read) while Progress or Notice runs
 	silent   bool         // Run returns: no more Progress or Notice
@@ -286,13 +287,12 @@ func (r *runner) saveState() {
 func (r *runner) wrapOutput() (closeAll func()) {
 	limit := cmp.Or(r.o.OutputCap, DefaultOutputCap)
 	label := r.pl.Profile.Name
-	var ws []*guesttext.Writer
 	wrap := func(w io.Writer, label string) io.Writer {
 		if w == nil {
 			return io.Discard
 		}
 		g := guesttext.NewWriter(w, label, limit)
-		ws = append(ws, g)
+		r.outs = append(r.outs, g)
 		return g
 	}
 	same := sameWriter(r.o.Stdout, r.o.Stderr)
@@ -306,9 +306,18 @@ func (r *runner) wrapOutput() (closeAll func()) {
 		r.o.XephyrStderr = wrap(r.o.XephyrStderr, "Xephyr")
 	}
 	return func() {
-		for _, g := range ws {
+		for _, g := range r.outs {
 			_ = g.Close()
 		}
+	}
+}
+
+// stopOutput drops the guest's output from now on (after a signal): what
+// its channels still hold, up to 2 MiB each, would otherwise keep the
+// teardown writing to a slow terminal long after the user asked to stop.
+func (r *runner) stopOutput() {
+	for _, g := range r.outs {
+		g.Stop()
 	}
 }
 
@@ -779,6 +788,7 @@ const signalTeardown = 1500 * time.Millisecond
 func (r *runner) teardown(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
+		r.stopOutput()
 		var cancel context.CancelFunc
 		base, cancel = context.WithTimeout(base, signalTeardown)
 		defer cancel()

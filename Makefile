@@ -4,7 +4,7 @@ FUZZTIME ?= 20s
 # fuzz time (FuzzRead: 100k execs in 20 s instead of 790k).
 FUZZMINIMIZE ?= 2s
 
-.PHONY: all build test lint unit fuzz demo bench bench-x11 clean
+.PHONY: all build test lint unit fuzz demo bench bench-x11 bench-ab clean
 
 all: build
 
@@ -49,6 +49,10 @@ bench: build
 
 bench-x11:
 	$(GO) run ./bench/x11perf -rounds 5
+
+# A change to the X path against a base revision: make bench-ab BASE=main
+bench-ab:
+	$(GO) run ./bench/ab -base $(BASE)
 
 clean:
 	rm -f xvmview

@@ -420,9 +420,10 @@ max_x_connections = %d
 // TestRunSignalDuringOutputFlood: the guest's app writes escapes as fast
 // as it can to a terminal that reads 10 KiB/s. When SIGINT comes, the
 // guest's channel holds up to 2 MiB the launcher has not written yet; it
-// drops that instead of writing it out first (which took minutes at this
-// rate: the launcher waited for the channel's end, then for the 32 KiB it
-// was writing), so the session ends within signalBound.
+// passes 4 KiB more (a program's last words), says so and drops the rest
+// instead of writing it all first (which took minutes at this rate: the
+// launcher waited for the channel's end, then for the 32 KiB it was
+// writing), so the session ends within signalBound.
 func TestRunSignalDuringOutputFlood(t *testing.T) {
 	w := newWorld(t, true)
 	w.guestFile(t, "flood.sh", `touch "$HOME/flooding"
@@ -440,6 +441,7 @@ screen = "640x480"
 	var read atomic.Int64
 	readDone := make(chan error, 1)
 	var seen bytes.Buffer // the first bytes, to check they are made visible
+	var tail []byte       // the last ones
 	go func() {
 		buf := make([]byte, 1<<10)
 		for {
@@ -447,6 +449,8 @@ screen = "640x480"
 			if seen.Len() < 4<<10 {
 				seen.Write(buf[:n])
 			}
+			tail = append(tail, buf[:n]...)
+			tail = tail[max(0, len(tail)-4<<10):]
 			read.Add(int64(n))
 			if err != nil {
 				readDone <- err
@@ -474,6 +478,9 @@ screen = "640x480"
 		t.Fatal("the launcher's stdout was not closed 30 s after it exited")
 	}
 	after := read.Load() - before
+	if !bytes.HasSuffix(tail, []byte(" bytes as the session ends; the rest is dropped\n")) {
+		t.Errorf("the terminal's last output is %q, want the line saying the rest was dropped", tail[max(0, len(tail)-300):])
+	}
 	if b := seen.Bytes(); !bytes.HasPrefix(b, []byte("[flood] ^[[6n^[]2;TITLE^G")) || bytes.ContainsAny(b, "\033\007") {
 		t.Errorf("the terminal got %q, want lines made visible", b[:min(len(b), 200)])
 	}

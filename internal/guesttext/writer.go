@@ -31,14 +31,19 @@ type Writer struct {
 	mu      sync.Mutex
 	w       io.Writer
 	prefix  string
-	max     int64
+	max     int64 // the volume cap, when capped
+	capped  bool
 	n       int64  // bytes passed to w
 	held    []byte // the partial line
 	out     []byte // reused for each line written
 	cut     bool
 	failed  bool
 	dropped int64
-	stopped atomic.Bool // Stop: read between lines, without g.mu
+	// stop is Stop's budget plus one (0: not stopped), read between
+	// lines without g.mu; stopAt is where it ends once applied.
+	stop    atomic.Int64
+	stopAt  int64 // -1: Stop not applied yet
+	stopped bool  // the cut was Stop's
 }
 
 // NewWriter returns a Writer that writes to w, labelling each line with
@@ -46,7 +51,7 @@ type Writer struct {
 // maxBytes bytes on, not counting the one line that says the rest was cut;
 // maxBytes <= 0 means no volume cap.
 func NewWriter(w io.Writer, label string, maxBytes int64) *Writer {
-	g := &Writer{w: w, max: maxBytes}
+	g := &Writer{w: w, max: maxBytes, capped: maxBytes > 0, stopAt: -1}
 	if label != "" {
 		g.prefix = "[" + Line(label) + "] "
 	}
@@ -59,12 +64,9 @@ func (g *Writer) Write(p []byte) (int, error) {
 	defer g.mu.Unlock()
 	n := len(p)
 	for len(p) > 0 {
-		if g.cut || g.failed || g.stopped.Load() {
+		g.applyStop()
+		if g.cut || g.failed {
 			g.dropped += int64(len(p))
-			if g.stopped.Load() {
-				g.dropped += int64(len(g.held))
-				g.held = g.held[:0]
-			}
 			break
 		}
 		if i := bytes.IndexByte(p, '\n'); i >= 0 && len(g.held)+i <= WriterLineMax {
@@ -90,7 +92,8 @@ func (g *Writer) Write(p []byte) (int, error) {
 func (g *Writer) Flush() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.held) > 0 && !g.cut && !g.failed && !g.stopped.Load() {
+	g.applyStop()
+	if len(g.held) > 0 && !g.cut && !g.failed {
 		g.line(g.held)
 	}
 	g.held = g.held[:0]
@@ -106,12 +109,28 @@ func (g *Writer) Close() error {
 	return nil
 }
 
-// Stop drops everything from now on, the partial line held and the rest of
-// a Write under way included (checked between lines). Unlike Close it does
-// not wait for that Write: after a signal, the guest's output still queued
-// (an SSH channel's window, 2 MiB) must not keep the launcher writing to a
-// slow terminal. It does not write anything itself.
-func (g *Writer) Stop() { g.stopped.Store(true) }
+// Stop lets at most budget more bytes through (the last lines a program
+// prints as it ends), then writes one line saying the output was cut and
+// drops the rest. It takes effect at the next line, also inside a Write
+// under way, and does not wait for that Write: after a signal, the guest's
+// output still queued (an SSH channel's window, 2 MiB) must not keep the
+// launcher writing to a slow terminal. Only the first call counts.
+func (g *Writer) Stop(budget int64) { g.stop.CompareAndSwap(0, max(0, budget)+1) }
+
+// applyStop turns a Stop into the volume cap it means. g.mu is held.
+func (g *Writer) applyStop() {
+	if g.stopAt >= 0 {
+		return
+	}
+	b := g.stop.Load()
+	if b == 0 {
+		return
+	}
+	g.stopAt = g.n + b - 1
+	if !g.capped || g.stopAt < g.max {
+		g.max, g.capped, g.stopped = g.stopAt, true, true
+	}
+}
 
 // Dropped returns how many bytes of the guest's output were dropped: past
 // the volume cap, after the wrapped writer failed, or after Close or Stop.
@@ -128,7 +147,7 @@ func (g *Writer) line(text []byte) {
 	b = appendBlockLine(b, text)
 	b = append(b, '\n')
 	g.out = b
-	if g.max > 0 && g.n+int64(len(b)) > g.max {
+	if g.capped && g.n+int64(len(b)) > g.max {
 		g.cut = true
 		g.dropped += int64(len(text))
 		b = append(b[:0], "xvmview: "...)
@@ -138,7 +157,11 @@ func (g *Writer) line(text []byte) {
 		}
 		b = append(b, "guest output cut after "...)
 		b = strconv.AppendInt(b, g.n, 10)
-		b = append(b, " bytes; the rest is dropped\n"...)
+		if g.stopped {
+			b = append(b, " bytes as the session ends; the rest is dropped\n"...)
+		} else {
+			b = append(b, " bytes; the rest is dropped\n"...)
+		}
 	}
 	m, err := g.w.Write(b)
 	g.n += int64(m)

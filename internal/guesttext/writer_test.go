@@ -148,24 +148,28 @@ func TestWriterConcurrent(t *testing.T) {
 }
 
 func FuzzWriter(f *testing.F) {
-	f.Add([]byte(hostile+"\n"+hostile), uint16(7), int64(100))
-	f.Add([]byte("a\r\nb\rc\x9b\u202e\n"), uint16(1), int64(0))
-	f.Add(bytes.Repeat([]byte("é"), 5000), uint16(4095), int64(1<<20))
-	f.Fuzz(func(t *testing.T, in []byte, chunk uint16, max int64) {
+	f.Add([]byte(hostile+"\n"+hostile), uint16(7), int64(100), uint8(0), uint16(0))
+	f.Add([]byte("a\r\nb\rc\x9b\u202e\n"), uint16(1), int64(0), uint8(3), uint16(5))
+	f.Add(bytes.Repeat([]byte("é"), 5000), uint16(4095), int64(1<<20), uint8(1), uint16(4096))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint16, max int64, stopAt uint8, budget uint16) {
 		max %= 1 << 20
 		var out bytes.Buffer
 		w := NewWriter(&out, "fuzz\n", max)
 		step := int(chunk)%(len(in)+1) + 1
-		for len(in) > 0 {
+		limit := 1 << 30
+		if max > 0 {
+			limit = int(max) + 100 // the one cut line
+		}
+		for i := 0; len(in) > 0; i++ {
+			if stopAt > 0 && i == int(stopAt) {
+				w.Stop(int64(budget))
+				limit = min(limit, out.Len()+int(budget)+100)
+			}
 			k := min(step, len(in))
 			_, _ = w.Write(in[:k])
 			in = in[k:]
 		}
 		_ = w.Close()
-		limit := 1 << 30
-		if max > 0 {
-			limit = int(max) + 100 // the one cut line
-		}
 		checkSafe(t, out.String(), keepTab|keepNewline, limit)
 		for _, l := range strings.SplitAfter(out.String(), "\n") {
 			if l != "" && !strings.HasPrefix(l, "[fuzz^J] ") && !strings.HasPrefix(l, "xvmview: [fuzz^J] guest output cut") {
@@ -197,7 +201,7 @@ func BenchmarkWriter(b *testing.B) {
 	}
 }
 
-// gateWriter blocks each Write until a token arrives on gate.
+// gateWriter blocks each Write until gate is closed, and tells calls.
 type gateWriter struct {
 	gate  chan struct{}
 	calls chan struct{}
@@ -205,15 +209,19 @@ type gateWriter struct {
 }
 
 func (g *gateWriter) Write(p []byte) (int, error) {
-	g.calls <- struct{}{}
+	select {
+	case g.calls <- struct{}{}:
+	default:
+	}
 	<-g.gate
 	return g.out.Write(p)
 }
 
-// Stop ends a Write under way between two lines, without waiting for the
-// slow writer to take the rest, and drops the partial line and later writes
-// (after a signal, the guest's queued output must not keep the launcher
-// writing to a slow terminal).
+// Stop takes effect between two lines of a Write under way, without
+// waiting for the slow writer to take that Write's rest: it lets its budget
+// through, says the output was cut, and drops the rest (after a signal, the
+// guest's queued output must not keep the launcher writing to a slow
+// terminal, but a program's last words are shown).
 func TestWriterStop(t *testing.T) {
 	g := &gateWriter{gate: make(chan struct{}), calls: make(chan struct{}, 1)}
 	w := NewWriter(g, "web", 0)
@@ -223,23 +231,50 @@ func TestWriterStop(t *testing.T) {
 		defer close(done)
 		_, _ = w.Write([]byte(chunk))
 	}()
-	<-g.calls // the first line is being written
-	w.Stop()
-	g.gate <- struct{}{}
-	<-done // Write returns after the line it was writing
+	<-g.calls       // the first line is being written
+	w.Stop(12)      // room for one more line of 11 bytes
+	w.Stop(1 << 20) // only the first Stop counts
+	close(g.gate)
+	<-done
 	if n, err := w.Write([]byte("after\n")); n != 6 || err != nil {
 		t.Fatalf("Write after Stop = %d, %v", n, err)
 	}
 	_ = w.Close()
-	if got, want := g.out.String(), "[web] line\n"; got != want {
-		t.Errorf("wrote %q, want only the line under way %q", got, want)
+	want := "[web] line\n[web] line\nxvmview: [web] guest output cut after 22 bytes as the session ends; the rest is dropped\n"
+	if got := g.out.String(); got != want {
+		t.Errorf("wrote %q, want %q", got, want)
 	}
-	if got, want := w.Dropped(), int64(len(chunk)-len("line\n")+len("after\n")); got != want {
-		t.Errorf("Dropped = %d, want %d", got, want)
+	if w.Dropped() < int64(len(chunk))-2*5 {
+		t.Errorf("Dropped = %d, want at least %d", w.Dropped(), len(chunk)-2*5)
 	}
-	select {
-	case <-g.calls:
-		t.Error("the writer was called after Stop")
-	default:
+}
+
+func TestWriterStopCases(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		max    int64
+		before string // written before Stop
+		budget int64
+		after  string
+		want   string
+	}{
+		{"nothing passes", 0, "", 0, "a\n", "xvmview: [web] guest output cut after 0 bytes as the session ends; the rest is dropped\n"},
+		{"a goodbye passes", 0, "x\n", 100, "bye\nbye\n", "[web] x\n[web] bye\n[web] bye\n"},
+		{"partial line held is flushed within the budget", 0, "", 100, "no newline", "[web] no newline\n"},
+		{"negative budget is none", 0, "", -5, "a\n", "xvmview: [web] guest output cut after 0 bytes as the session ends; the rest is dropped\n"},
+		{"the volume cap comes first", 10, "", 100, "12345\n", "xvmview: [web] guest output cut after 0 bytes; the rest is dropped\n"},
+		{"the stop comes before the cap", 1000, "x\n", 0, "y\n", "[web] x\nxvmview: [web] guest output cut after 8 bytes as the session ends; the rest is dropped\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := NewWriter(&out, "web", tt.max)
+			_, _ = w.Write([]byte(tt.before))
+			w.Stop(tt.budget)
+			_, _ = w.Write([]byte(tt.after))
+			_ = w.Close()
+			if got := out.String(); got != tt.want {
+				t.Errorf("wrote %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

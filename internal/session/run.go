@@ -312,12 +312,17 @@ func (r *runner) wrapOutput() (closeAll func()) {
 	}
 }
 
-// stopOutput drops the guest's output from now on (after a signal): what
-// its channels still hold, up to 2 MiB each, would otherwise keep the
-// teardown writing to a slow terminal long after the user asked to stop.
+// signalOutput is how much of the guest's output each stream still passes
+// on after a signal: the last lines a program prints as it ends.
+const signalOutput = 4 << 10
+
+// stopOutput lets signalOutput more bytes of the guest's output through,
+// then cuts it (after a signal): what its channels still hold, up to 2 MiB
+// each, would otherwise keep the teardown writing to a slow terminal long
+// after the user asked to stop.
 func (r *runner) stopOutput() {
 	for _, g := range r.outs {
-		g.Stop()
+		g.Stop(signalOutput)
 	}
 }
 

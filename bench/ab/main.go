@@ -9,9 +9,10 @@
 //
 //	go run ./bench/ab -base 7831000^ -runs 8
 //
-// Each run is `x11perf -transports xvmview -rounds R -tests T`; the rounds
-// of all runs are pooled. It is a measurement: the exit status is 1 only
-// when a build or a run failed.
+// Each run is `x11perf -transports xvmview -rounds R -tests T`. A run's
+// rounds are averaged into one sample, and the interval resamples whole
+// runs: the noise between runs is larger than within one. It is a
+// measurement: the exit status is 1 only when a build or a run failed.
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 )
 
 func main() {
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func ab(ctx context.Context, base string, runs, rounds int, tests string, stdout, stderr io.Writer) error {
+func ab(ctx context.Context, base string, runs, perRun int, tests string, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "xvm-ab-")
 	if err != nil {
 		return err
@@ -73,7 +75,8 @@ func ab(ctx context.Context, base string, runs, rounds int, tests string, stdout
 	if err := build(ctx, ".", after, stderr); err != nil {
 		return err
 	}
-	samples := map[string]map[string][]float64{"before": {}, "after": {}}
+	samples := map[string]map[string][]float64{"before": {}, "after": {}} // per run, the mean of its rounds
+	rounds := map[string]map[string]int{"before": {}, "after": {}}
 	bins := map[string]string{"before": before, "after": after}
 	for i := range runs {
 		order := []string{"before", "after"}
@@ -81,7 +84,11 @@ func ab(ctx context.Context, base string, runs, rounds int, tests string, stdout
 			order = []string{"after", "before"}
 		}
 		for _, side := range order {
-			cmd := exec.CommandContext(ctx, bins[side], "-transports", "xvmview", "-tests", tests, "-rounds", strconv.Itoa(rounds))
+			cmd := exec.CommandContext(ctx, bins[side], "-transports", "xvmview", "-tests", tests, "-rounds", strconv.Itoa(perRun))
+			// On an interrupt the bench tears down its test guest, Xephyr
+			// and Xvfb: SIGTERM, not CommandContext's SIGKILL.
+			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+			cmd.WaitDelay = time.Minute
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w\n%s", i+1, side, err, out)
@@ -91,27 +98,37 @@ func ab(ctx context.Context, base string, runs, rounds int, tests string, stdout
 				return fmt.Errorf("run %d (%s): no rounds in its output:\n%s", i+1, side, out)
 			}
 			for test, v := range got {
-				samples[side][test] = append(samples[side][test], v...)
+				// One sample per run: the noise between runs is larger
+				// than between the rounds of one run.
+				samples[side][test] = append(samples[side][test], mean(v))
+				rounds[side][test] += len(v)
 			}
 			fmt.Fprintf(stderr, "run %d/%d %s done\n", i+1, runs, side)
 		}
 	}
-	fmt.Fprintf(stdout, "xvmview ops/s, %s (before) against the working tree (after), %d runs of %d rounds each, interleaved\n\n", base, runs, rounds)
+	fmt.Fprintf(stdout, "xvmview ops/s, %s (before) against the working tree (after), %d runs of %d rounds each, interleaved;\n"+
+		"the interval resamples whole runs\n\n", base, runs, perRun)
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "test\trounds\tbefore\tafter\tafter/before mean\t95% interval\tmedian ratio\t")
-	names := make([]string, 0, len(samples["after"]))
-	for name := range samples["after"] {
-		names = append(names, name)
+	fmt.Fprintln(tw, "test\truns\trounds\tbefore\tafter\tafter/before mean\t95% interval\tmedian ratio\t")
+	var names []string
+	for _, side := range []string{"before", "after"} {
+		for name := range samples[side] {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
 	}
 	slices.Sort(names)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, name := range names {
 		b, a := samples["before"][name], samples["after"][name]
-		if len(b) == 0 {
+		if len(b) == 0 || len(a) == 0 {
+			fmt.Fprintf(tw, "%s\t%d/%d\t\t\t\tonly on one side\t\t\t\n", name, len(b), len(a))
 			continue
 		}
 		s := compare(b, a, rng)
-		fmt.Fprintf(tw, "%s\t%d/%d\t%.1f\t%.1f\t%.3f\t%.3f .. %.3f\t%.3f\t\n", name, len(b), len(a), mean(b), mean(a), s.ratio, s.lo, s.hi, s.median)
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d/%d\t%.1f\t%.1f\t%.3f\t%.3f .. %.3f\t%.3f\t\n", name, len(b), len(a),
+			rounds["before"][name], rounds["after"][name], mean(b), mean(a), s.ratio, s.lo, s.hi, s.median)
 	}
 	return tw.Flush()
 }
@@ -123,7 +140,10 @@ func buildAt(ctx context.Context, rev, dir, out string, stderr io.Writer) error 
 		return fmt.Errorf("git worktree add %s: %w: %s", rev, err, b)
 	}
 	defer func() {
-		_ = exec.Command("git", "worktree", "remove", "--force", wt).Run()
+		if b, err := exec.Command("git", "worktree", "remove", "--force", wt).CombinedOutput(); err != nil {
+			fmt.Fprintf(stderr, "ab: git worktree remove %s: %v: %s\n", wt, err, b)
+		}
+		_ = exec.Command("git", "worktree", "prune").Run()
 	}()
 	return build(ctx, wt, out, stderr)
 }
@@ -163,8 +183,9 @@ type comparison struct {
 	ratio, lo, hi, median float64
 }
 
-// compare returns after/before of the means with a 95% bootstrap interval
-// (10,000 resamples) and the ratio of the medians.
+// compare returns after/before of the means of the samples (one per run)
+// with a 95% bootstrap interval (10,000 resamples) and the ratio of the
+// medians.
 func compare(before, after []float64, rng *rand.Rand) comparison {
 	const n = 10000
 	rs := make([]float64, n)

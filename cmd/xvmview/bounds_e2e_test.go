@@ -20,6 +20,7 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
+	"golang.org/x/sys/unix"
 
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/procfs"
@@ -418,23 +419,42 @@ max_x_connections = %d
 }
 
 // TestRunSignalDuringOutputFlood: the guest's app writes escapes as fast
-// as it can to a terminal that reads 10 KiB/s. When SIGINT comes, the
-// guest's channel holds up to 2 MiB the launcher has not written yet; it
-// passes 4 KiB more (a program's last words), says so and drops the rest
-// instead of writing it all first (which took minutes at this rate: the
-// launcher waited for the channel's end, then for the 32 KiB it was
-// writing), so the session ends within signalBound.
+// as it can to a terminal that reads 10 KiB/s through a 4 KiB pipe. When
+// SIGINT comes, the guest's channel holds up to 2 MiB the launcher has not
+// written yet; it passes 4 KiB more (a program's last words), says so and
+// drops the rest instead of writing it all first (which took minutes at this
+// rate: the launcher waited for the channel's end, then for the 32 KiB it
+// was writing), so the session ends within signalBound. The long lines (16
+// KiB once made visible) are cut within a 1 KiB piece.
 func TestRunSignalDuringOutputFlood(t *testing.T) {
 	w := newWorld(t, true)
-	w.guestFile(t, "flood.sh", `touch "$HOME/flooding"
-exec yes "$(printf '\033[6n\033]2;TITLE\007\233')$(printf '%0200d' 0)"`)
-	w.profile("flood", fmt.Sprintf(`host = "e2eguest"
+	for _, tc := range []struct {
+		name, line string // the line, as sh words
+	}{
+		{"short lines", `"$(printf '\033[6n\033]2;TITLE\007\233')$(printf '%0200d' 0)"`},
+		{"long lines", `"$(printf '\033[6n\033]2;TITLE\007')$(head -c 4000 /dev/zero | tr '\0' '\233')"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.Remove(filepath.Join(w.g.Home, "flooding"))
+			w.guestFile(t, "flood.sh", "touch \"$HOME/flooding\"\nexec yes "+tc.line+"\n")
+			w.profile("flood", fmt.Sprintf(`host = "e2eguest"
 command = ["sh", %q]
 screen = "640x480"
 `, w.g.Home+"/flood.sh"))
+			signalDuringFlood(t, w)
+		})
+	}
+}
+
+func signalDuringFlood(t *testing.T, w *world) {
 	pr, pw, err := os.Pipe()
 	must(t, err)
 	defer pr.Close()
+	// The kernel's smallest pipe: what it holds at the signal is known.
+	const pipeSize = 4 << 10
+	if _, err := unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, pipeSize); err != nil {
+		t.Fatalf("F_SETPIPE_SZ: %v", err)
+	}
 	l := w.startOut(pw, "run", "flood")
 	pw.Close()
 	// The slow terminal.
@@ -461,7 +481,7 @@ screen = "640x480"
 	}()
 	w.waitGuestFile(l, "flooding", 30*time.Second, func(string) bool { return true })
 	s := w.stateOf(l)
-	// The pipe (64 KiB) is full and the guest's channel filling.
+	// The pipe is full and the guest's channel filling.
 	time.Sleep(2 * time.Second)
 	before := read.Load()
 	took, st := w.signalExit(l, syscall.SIGINT, "flood")
@@ -477,7 +497,12 @@ screen = "640x480"
 	case <-time.After(30 * time.Second):
 		t.Fatal("the launcher's stdout was not closed 30 s after it exited")
 	}
+	// What the pipe held, the piece under way, the 4 KiB budget, the cut
+	// line (and the reader's 1 KiB read under way).
 	after := read.Load() - before
+	if limit := int64(pipeSize + 1<<10 + 4<<10 + 1<<10 + 1<<10); after > limit {
+		t.Errorf("%d bytes reached the terminal after SIGINT, want at most %d", after, limit)
+	}
 	if !bytes.HasSuffix(tail, []byte(" bytes as the session ends; the rest is dropped\n")) {
 		t.Errorf("the terminal's last output is %q, want the line saying the rest was dropped", tail[max(0, len(tail)-300):])
 	}

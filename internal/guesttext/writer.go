@@ -71,7 +71,7 @@ func (g *Writer) Write(p []byte) (int, error) {
 		}
 		if i := bytes.IndexByte(p, '\n'); i >= 0 && len(g.held)+i <= WriterLineMax {
 			g.held = append(g.held, p[:i]...)
-			g.line(bytes.TrimSuffix(g.held, []byte{'\r'}))
+			g.line(bytes.TrimSuffix(g.held, []byte{'\r'}), len(g.held)+1)
 			g.held = g.held[:0]
 			p = p[i+1:]
 			continue
@@ -81,7 +81,7 @@ func (g *Writer) Write(p []byte) (int, error) {
 		p = p[k:]
 		if len(g.held) >= WriterLineMax {
 			cut := runeBoundary(g.held)
-			g.line(g.held[:cut])
+			g.line(g.held[:cut], cut)
 			g.held = append(g.held[:0], g.held[cut:]...)
 		}
 	}
@@ -94,7 +94,9 @@ func (g *Writer) Flush() {
 	defer g.mu.Unlock()
 	g.applyStop()
 	if len(g.held) > 0 && !g.cut && !g.failed {
-		g.line(g.held)
+		g.line(g.held, len(g.held))
+	} else {
+		g.dropped += int64(len(g.held))
 	}
 	g.held = g.held[:0]
 }
@@ -111,11 +113,18 @@ func (g *Writer) Close() error {
 
 // Stop lets at most budget more bytes through (the last lines a program
 // prints as it ends), then writes one line saying the output was cut and
-// drops the rest. It takes effect at the next line, also inside a Write
-// under way, and does not wait for that Write: after a signal, the guest's
-// output still queued (an SSH channel's window, 2 MiB) must not keep the
-// launcher writing to a slow terminal. Only the first call counts.
-func (g *Writer) Stop(budget int64) { g.stop.CompareAndSwap(0, max(0, budget)+1) }
+// drops the rest. It does not wait for a Write under way, and takes effect
+// inside it too, within writePiece bytes: after a signal, the guest's output
+// still queued (an SSH channel's window, 2 MiB) must not keep the launcher
+// writing to a slow terminal. Only the first call counts.
+func (g *Writer) Stop(budget int64) {
+	g.stop.CompareAndSwap(0, min(max(0, budget), math.MaxInt64/4)+1)
+}
+
+// writePiece is the most a Writer passes to its writer in one call: a line
+// made visible can be four times WriterLineMax, and Stop is checked between
+// pieces.
+const writePiece = 1 << 10
 
 // applyStop turns a Stop into the volume cap it means. g.mu is held.
 func (g *Writer) applyStop() {
@@ -140,34 +149,61 @@ func (g *Writer) Dropped() int64 {
 	return g.dropped
 }
 
-// line writes one line of the guest's text, or the cut notice when it would
-// pass the volume cap. g.mu is held.
-func (g *Writer) line(text []byte) {
+// line writes one line of the guest's text, which stands for raw bytes of
+// the guest's output (for Dropped), or the cut notice when it would pass the
+// volume cap. It writes in pieces and checks Stop between them: a line that
+// the cap ends halfway is ended there, followed by the notice. g.mu is held.
+func (g *Writer) line(text []byte, raw int) {
 	b := append(g.out[:0], g.prefix...)
 	b = appendBlockLine(b, text)
 	b = append(b, '\n')
 	g.out = b
-	if g.capped && g.n+int64(len(b)) > g.max {
-		g.cut = true
-		g.dropped += int64(len(text))
-		b = append(b[:0], "xvmview: "...)
-		if g.prefix != "" {
-			b = append(b, g.prefix[:len(g.prefix)-1]...)
-			b = append(b, ' ')
+	for first := true; len(b) > 0; first = false {
+		if !first {
+			g.applyStop()
 		}
-		b = append(b, "guest output cut after "...)
-		b = strconv.AppendInt(b, g.n, 10)
-		if g.stopped {
-			b = append(b, " bytes as the session ends; the rest is dropped\n"...)
-		} else {
-			b = append(b, " bytes; the rest is dropped\n"...)
+		if g.capped && g.n+int64(len(b)) > g.max {
+			g.dropped += int64(raw) // a line cut short counts whole
+			var notice []byte
+			if !first {
+				notice = append(notice, '\n')
+			}
+			g.write(g.cutNotice(notice))
+			g.cut = true
+			return
 		}
+		k := min(len(b), writePiece)
+		if !g.write(b[:k]) {
+			return
+		}
+		b = b[k:]
 	}
+}
+
+// write passes b on; false once the writer failed. g.mu is held.
+func (g *Writer) write(b []byte) bool {
 	m, err := g.w.Write(b)
 	g.n += int64(m)
 	if err != nil {
 		g.failed = true
+		return false
 	}
+	return true
+}
+
+// cutNotice appends the line saying the rest of the output is dropped.
+func (g *Writer) cutNotice(b []byte) []byte {
+	b = append(b, "xvmview: "...)
+	if g.prefix != "" {
+		b = append(b, g.prefix[:len(g.prefix)-1]...)
+		b = append(b, ' ')
+	}
+	b = append(b, "guest output cut after "...)
+	b = strconv.AppendInt(b, g.n, 10)
+	if g.stopped {
+		return append(b, " bytes as the session ends; the rest is dropped\n"...)
+	}
+	return append(b, " bytes; the rest is dropped\n"...)
 }
 
 // appendBlockLine appends one line of text (no newline in it) made visible

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,9 @@ func TestWriterStop(t *testing.T) {
 	w.Stop(1 << 20) // only the first Stop counts
 	close(g.gate)
 	<-done
+	if got, want := w.Dropped(), int64(len(chunk)-2*len("line\n")); got != want {
+		t.Errorf("Dropped = %d, want %d: all but the two lines passed", got, want)
+	}
 	if n, err := w.Write([]byte("after\n")); n != 6 || err != nil {
 		t.Fatalf("Write after Stop = %d, %v", n, err)
 	}
@@ -244,9 +248,33 @@ func TestWriterStop(t *testing.T) {
 	if got := g.out.String(); got != want {
 		t.Errorf("wrote %q, want %q", got, want)
 	}
-	if w.Dropped() < int64(len(chunk))-2*5 {
-		t.Errorf("Dropped = %d, want at least %d", w.Dropped(), len(chunk)-2*5)
+}
+
+// A line made visible can be 16 KiB (4096 bytes of C1 controls): Stop cuts
+// it within a piece instead of letting a slow terminal take it all.
+func TestWriterStopLongLine(t *testing.T) {
+	g := &gateWriter{gate: make(chan struct{}), calls: make(chan struct{}, 1)}
+	w := NewWriter(g, "web", 0)
+	line := strings.Repeat("\x9b", WriterLineMax) + "\n"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = w.Write([]byte(line))
+	}()
+	<-g.calls // the line's first piece is being written
+	w.Stop(0)
+	close(g.gate)
+	<-done
+	_ = w.Close()
+	out := g.out.String()
+	first, notice, ok := strings.Cut(out, "\n")
+	if !ok || len(first) != writePiece || !strings.HasPrefix(first, "[web] ") {
+		t.Fatalf("wrote %d bytes before the first newline, want one piece of %d: %.80q", len(first), writePiece, out)
 	}
+	if want := fmt.Sprintf("xvmview: [web] guest output cut after %d bytes as the session ends; the rest is dropped\n", writePiece); notice != want {
+		t.Errorf("then %q, want %q", notice, want)
+	}
+	checkSafe(t, out, keepTab|keepNewline, 1<<20)
 }
 
 func TestWriterStopCases(t *testing.T) {
@@ -264,6 +292,7 @@ func TestWriterStopCases(t *testing.T) {
 		{"negative budget is none", 0, "", -5, "a\n", "xvmview: [web] guest output cut after 0 bytes as the session ends; the rest is dropped\n"},
 		{"the volume cap comes first", 10, "", 100, "12345\n", "xvmview: [web] guest output cut after 0 bytes; the rest is dropped\n"},
 		{"the stop comes before the cap", 1000, "x\n", 0, "y\n", "[web] x\nxvmview: [web] guest output cut after 8 bytes as the session ends; the rest is dropped\n"},
+		{"the largest budget", 0, "", math.MaxInt64, "a\nb", "[web] a\n[web] b\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer

@@ -162,7 +162,26 @@ type proc interface {
 func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 	r := &runner{pl: pl, o: o, start: time.Now()}
 	closeOutput := r.wrapOutput()
-	defer closeOutput()
+	defer func() {
+		if ctx.Err() == nil {
+			closeOutput()
+			return
+		}
+		// After a signal a terminal that does not read (Ctrl-S, a stalled
+		// pipe) may hold a write of the guest's output: do not wait for it
+		// past outputCloseWait. The process exits with the write undone.
+		done := make(chan struct{})
+		go func() { closeOutput(); close(done) }()
+		t := time.NewTimer(outputCloseWait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
+	}()
+	// A signal at any time, also during an ordinary teardown.
+	stopOut := context.AfterFunc(ctx, r.stopOutput)
+	defer stopOut()
 	// After the teardown, nothing reports: a goroutine that outlived its
 	// bounded wait stays silent.
 	defer r.silence()
@@ -312,9 +331,13 @@ func (r *runner) wrapOutput() (closeAll func()) {
 	}
 }
 
-// signalOutput is how much of the guest's output each stream still passes
-// on after a signal: the last lines a program prints as it ends.
+// signalOutput is how much of the guest's output each stream (stdout,
+// stderr, Xephyr's) still passes on after a signal, made visible and
+// labelled: the last lines a program prints as it ends.
 const signalOutput = 4 << 10
+
+// outputCloseWait bounds the wait for the output writers after a signal.
+const outputCloseWait = 200 * time.Millisecond
 
 // stopOutput lets signalOutput more bytes of the guest's output through,
 // then cuts it (after a signal): what its channels still hold, up to 2 MiB
@@ -793,7 +816,6 @@ const signalTeardown = 1500 * time.Millisecond
 func (r *runner) teardown(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
-		r.stopOutput()
 		var cancel context.CancelFunc
 		base, cancel = context.WithTimeout(base, signalTeardown)
 		defer cancel()

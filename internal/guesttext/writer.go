@@ -40,10 +40,10 @@ type Writer struct {
 	failed  bool
 	dropped int64
 	// stop is Stop's budget plus one (0: not stopped), read between
-	// lines without g.mu; stopAt is where it ends once applied.
+	// lines without g.mu; applyStop turns it into the cap once.
 	stop    atomic.Int64
-	stopAt  int64 // -1: Stop not applied yet
-	stopped bool  // the cut was Stop's
+	applied bool // Stop's budget is in max
+	stopped bool // the cap is Stop's
 }
 
 // NewWriter returns a Writer that writes to w, labelling each line with
@@ -51,7 +51,7 @@ type Writer struct {
 // maxBytes bytes on, not counting the one line that says the rest was cut;
 // maxBytes <= 0 means no volume cap.
 func NewWriter(w io.Writer, label string, maxBytes int64) *Writer {
-	g := &Writer{w: w, max: maxBytes, capped: maxBytes > 0, stopAt: -1}
+	g := &Writer{w: w, max: maxBytes, capped: maxBytes > 0}
 	if label != "" {
 		g.prefix = "[" + Line(label) + "] "
 	}
@@ -128,16 +128,16 @@ const writePiece = 1 << 10
 
 // applyStop turns a Stop into the volume cap it means. g.mu is held.
 func (g *Writer) applyStop() {
-	if g.stopAt >= 0 {
+	if g.applied {
 		return
 	}
 	b := g.stop.Load()
 	if b == 0 {
 		return
 	}
-	g.stopAt = g.n + b - 1
-	if !g.capped || g.stopAt < g.max {
-		g.max, g.capped, g.stopped = g.stopAt, true, true
+	g.applied = true
+	if at := g.n + b - 1; !g.capped || at < g.max {
+		g.max, g.capped, g.stopped = at, true, true
 	}
 }
 

@@ -161,24 +161,8 @@ type proc interface {
 // returns.
 func Run(ctx context.Context, pl Plan, o Options) (res Result, err error) {
 	r := &runner{pl: pl, o: o, start: time.Now()}
-	closeOutput := r.wrapOutput()
-	defer func() {
-		if ctx.Err() == nil {
-			closeOutput()
-			return
-		}
-		// After a signal a terminal that does not read (Ctrl-S, a stalled
-		// pipe) may hold a write of the guest's output: do not wait for it
-		// past outputCloseWait. The process exits with the write undone.
-		done := make(chan struct{})
-		go func() { closeOutput(); close(done) }()
-		t := time.NewTimer(outputCloseWait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-		}
-	}()
+	r.wrapOutput()
+	defer r.closeOutput(ctx)
 	// A signal at any time, also during an ordinary teardown.
 	stopOut := context.AfterFunc(ctx, r.stopOutput)
 	defer stopOut()
@@ -300,10 +284,10 @@ func (r *runner) saveState() {
 	}
 }
 
-// wrapOutput puts a guesttext.Writer before each output writer and returns
-// what flushes them. Stdout and Stderr share one when they are the same
-// writer, so their lines do not mix.
-func (r *runner) wrapOutput() (closeAll func()) {
+// wrapOutput puts a guesttext.Writer before each output writer (closeOutput
+// flushes them). Stdout and Stderr share one when they are the same writer,
+// so their lines do not mix.
+func (r *runner) wrapOutput() {
 	limit := cmp.Or(r.o.OutputCap, DefaultOutputCap)
 	label := r.pl.Profile.Name
 	wrap := func(w io.Writer, label string) io.Writer {
@@ -324,10 +308,29 @@ func (r *runner) wrapOutput() (closeAll func()) {
 	if r.o.XephyrStderr != nil {
 		r.o.XephyrStderr = wrap(r.o.XephyrStderr, "Xephyr")
 	}
-	return func() {
+}
+
+// closeOutput flushes and closes the output writers. After a signal (ctx
+// done) a terminal that does not read (Ctrl-S, a stalled pipe) may hold a
+// write of the guest's output: it waits at most outputCloseWait for that,
+// and the process exits with the write undone.
+func (r *runner) closeOutput(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		for _, g := range r.outs {
 			_ = g.Close()
 		}
+	}()
+	if ctx.Err() == nil {
+		<-done
+		return
+	}
+	t := time.NewTimer(outputCloseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 

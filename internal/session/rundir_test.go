@@ -226,6 +226,19 @@ func TestDisplayInUse(t *testing.T) {
 }
 
 // startTicks is pid's start time, as a launcher records it.
+// writeStateDir makes the session directory of s under root with its state
+// file, as a launcher would.
+func writeStateDir(t *testing.T, root string, s State) {
+	t.Helper()
+	d := &sessionDir{Root: root, ID: s.ID, Path: filepath.Join(root, s.ID)}
+	if err := os.Mkdir(d.Path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.writeState(&s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func startTicks(t *testing.T, pid int) uint64 {
 	t.Helper()
 	st, err := procfs.ReadStat(pid)

@@ -96,16 +96,7 @@ func TestLockVM(t *testing.T) {
 // nor those of another VM or a dead launcher.
 func TestVMUsers(t *testing.T) {
 	root := t.TempDir()
-	write := func(s State) {
-		t.Helper()
-		d := &sessionDir{Root: root, ID: s.ID, Path: filepath.Join(root, s.ID)}
-		if err := os.Mkdir(d.Path, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.writeState(&s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(s State) { t.Helper(); writeStateDir(t, root, s) }
 	me := os.Getpid()
 	ticks := startTicks(t, me)
 	web := &VMUse{URI: "qemu:///system", Domain: "web", Started: true}

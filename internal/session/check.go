@@ -85,8 +85,7 @@ type check struct {
 	// before "profile" run before the profile is loaded and must leave it nil.
 	applies func(p profile.Profile) bool
 	needs   string // a check that must pass first; "" for none
-	// unmet is what the checks that need this one say when it failed;
-	// run may say something more precise with skipBecause.
+	// unmet is what the checks that need this one say when it failed.
 	unmet string
 	run   func(ctx context.Context, c *checking) (facts string, err error)
 	// asks: the check may wait for the user's answer (AskTimeout more).
@@ -105,16 +104,6 @@ type checking struct {
 	vm      *vm.Conn // the libvirt connection of a profile with a VM
 	vmDown  string   // why the guest cannot answer now: its VM is not running
 }
-
-// skipBecause fails a check and says why the checks that need it are
-// skipped.
-type skipBecause struct {
-	because string
-	err     error
-}
-
-func (e *skipBecause) Error() string { return e.err.Error() }
-func (e *skipBecause) Unwrap() error { return e.err }
 
 func local(p profile.Profile) bool  { return p.Local() }
 func remote(p profile.Profile) bool { return !p.Local() }
@@ -230,10 +219,6 @@ func Check(ctx context.Context, name string, env CheckEnv) []CheckResult {
 			continue
 		}
 		unmet[k.name] = k.unmet
-		var sb *skipBecause
-		if errors.As(err, &sb) {
-			unmet[k.name], err = sb.because, sb.err
-		}
 		add(CheckResult{Name: k.name, Status: StatusFail, Facts: facts, Details: c.details, Err: err})
 	}
 	return out

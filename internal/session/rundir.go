@@ -17,15 +17,10 @@ import (
 	"github.com/xvmview/xvmview/internal/procfs"
 )
 
-// RuntimeRoot returns the directory that holds one private directory per
+// RuntimeRootIn returns the directory that holds one private directory per
 // session: $XDG_RUNTIME_DIR/xvmview when the runtime dir exists, else
-// $TMPDIR/xvmview-UID (checked as strictly as the former).
-func RuntimeRoot(xdgRuntimeDir string) string {
-	return RuntimeRootIn(xdgRuntimeDir, os.TempDir())
-}
-
-// RuntimeRootIn is RuntimeRoot with the temporary directory given ($TMPDIR
-// or /tmp of the caller's environment).
+// tmpDir/xvmview-UID (checked as strictly as the former); tmpDir is $TMPDIR
+// or /tmp of the caller's environment.
 func RuntimeRootIn(xdgRuntimeDir, tmpDir string) string {
 	if xdgRuntimeDir != "" {
 		if fi, err := os.Stat(xdgRuntimeDir); err == nil && fi.IsDir() {

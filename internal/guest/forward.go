@@ -106,8 +106,7 @@ type Forward struct {
 
 	o                      ForwardOptions
 	refusedOnce, stallOnce sync.Once
-	refusedConns           int          // connections closed beyond MaxConns, for tests
-	stalledClosed          atomic.Int32 // connections closed beyond MaxStalled, for tests
+	refusedConns           int // connections closed beyond MaxConns, for tests
 
 	closeOnce sync.Once
 	closeErr  error
@@ -383,7 +382,6 @@ func (f *Forward) bufs() (up, down *[]byte, big bool, release func()) {
 func (f *Forward) wait() bool {
 	if f.stalled.Add(1) > MaxStalled {
 		f.stalled.Add(-1)
-		f.stalledClosed.Add(1)
 		return false
 	}
 	return true

@@ -131,13 +131,19 @@ func FailedCleanups(root string) ([]State, error) {
 	if err != nil {
 		return nil, err
 	}
+	return FailedOf(stale), nil
+}
+
+// FailedOf returns those of the stale sessions (from Live) whose cleanup
+// failed MaxCleanupTries times, in their order.
+func FailedOf(stale []State) []State {
 	var out []State
 	for _, s := range stale {
 		if s.CleanupTries >= MaxCleanupTries {
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // FailedCleanupError is a stale session whose cleanup failed

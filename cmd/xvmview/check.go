@@ -83,7 +83,7 @@ type checker struct {
 }
 
 func newChecker(w io.Writer) *checker {
-	return &checker{w: w, marks: checkMarks[isTerminal(w)]}
+	return &checker{w: w, marks: checkMarks[desktop.Terminal(w)]}
 }
 
 // line prints one check. Facts, details and hint may quote bytes from the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/guest"
 	"github.com/xvmview/xvmview/internal/session"
 	"github.com/xvmview/xvmview/internal/testguest"
@@ -95,7 +96,7 @@ func TestCheckMarks(t *testing.T) {
 			var b bytes.Buffer
 			k := newChecker(&b)
 			if w, ok := tt.w.(*os.File); ok {
-				k.marks = checkMarks[isTerminal(w)]
+				k.marks = checkMarks[desktop.Terminal(w)]
 			}
 			k.line(session.StatusOK, "a", "fine", nil, "")
 			k.line(session.StatusFail, "b", "broken", nil, "fix it")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/profile"
 	"github.com/xvmview/xvmview/internal/session"
 )
@@ -94,7 +95,7 @@ func (c *cli) clipPull(ctx context.Context, what string) error {
 	if err != nil {
 		return err
 	}
-	text, err := session.ClipPull(ctx, root, st, isTerminal(c.stdout))
+	text, err := session.ClipPull(ctx, root, st, desktop.Terminal(c.stdout))
 	if err != nil {
 		var off *session.ClipboardOffError
 		if errors.As(err, &off) {

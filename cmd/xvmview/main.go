@@ -214,14 +214,3 @@ func exactlyOne(msg string) cobra.PositionalArgs {
 		return nil
 	}
 }
-
-// isTerminal reports whether f (an io.Reader or io.Writer) is a character
-// device: a terminal.
-func isTerminal(f any) bool {
-	file, ok := f.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := file.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}

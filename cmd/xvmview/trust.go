@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xvmview/xvmview/internal/desktop"
 	"github.com/xvmview/xvmview/internal/session"
 )
 
@@ -71,7 +72,7 @@ func (c *cli) trust(ctx context.Context, name string, stdin io.Reader) error {
 		fmt.Fprintln(c.stdout)
 		return fmt.Errorf("read the answer: %w", err)
 	}
-	if !isTerminal(stdin) || errors.Is(err, io.EOF) {
+	if !desktop.Terminal(stdin) || errors.Is(err, io.EOF) {
 		fmt.Fprintln(c.stdout) // the answer was not echoed, or had no newline
 	}
 	if answer != "yes" {

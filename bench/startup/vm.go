@@ -28,7 +28,7 @@ func vmBoot(ctx context.Context, tv *testvm.VM) (time.Duration, error) {
 	if err := tv.Destroy(); err != nil {
 		return 0, err
 	}
-	if err := tv.WaitState(libvirt.DomainShutoff, 30*time.Second); err != nil {
+	if err := tv.CheckState(libvirt.DomainShutoff); err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -112,7 +112,7 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 		if err := tv.Destroy(); err != nil {
 			return err
 		}
-		if err := tv.WaitState(libvirt.DomainShutoff, 30*time.Second); err != nil {
+		if err := tv.CheckState(libvirt.DomainShutoff); err != nil {
 			return err
 		}
 		d, out, err := v.once(ctx, true)
@@ -129,7 +129,7 @@ func vmOff(ctx context.Context, cfg config, g *testguest.Guest, x *testguest.Xvf
 		launches = append(launches, d)
 		lastOut = out
 		fmt.Fprintf(stderr, "startup: run %d/%d: VM boot to sshd %s, xvmview launch to first window with the VM off %s\n", r+1, runs, ms(b), ms(d))
-		if err := tv.WaitState(libvirt.DomainShutoff, time.Minute); err != nil {
+		if err := tv.CheckState(libvirt.DomainShutoff); err != nil {
 			return fmt.Errorf("xvmview did not shut the VM down at the session's end: %w", err)
 		}
 	}

@@ -116,7 +116,7 @@ command = ["sh", "-c", %q, "sh"]
 	})
 	if st, err := tv.State(); err != nil || st != libvirt.DomainShutoff {
 		must(t, tv.Destroy())
-		must(t, tv.WaitState(libvirt.DomainShutoff, 30*time.Second))
+		must(t, tv.CheckState(libvirt.DomainShutoff))
 	}
 
 	t.Run("check with the VM off", func(t *testing.T) {

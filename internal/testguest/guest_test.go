@@ -29,7 +29,7 @@ func sshCmd(ctx context.Context, g *Guest, args ...string) *exec.Cmd {
 func requireSSHClient(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("ssh"); err != nil {
-		skipOrFail(t, &PrereqError{What: "program ssh", Hint: "install the openssh-client package"})
+		SkipOrFail(t, &PrereqError{What: "program ssh", Hint: "install the openssh-client package"})
 	}
 }
 
@@ -303,7 +303,7 @@ func TestClose(t *testing.T) {
 	ctx := testCtx(t)
 	g, err := New(ctx, Options{})
 	if err != nil {
-		skipOrFail(t, err)
+		SkipOrFail(t, err)
 	}
 	closed := false
 	t.Cleanup(func() {
@@ -400,7 +400,7 @@ func TestNewFailureCleansUp(t *testing.T) {
 	}
 	var pe *PrereqError
 	if errors.As(err, &pe) {
-		skipOrFail(t, err)
+		SkipOrFail(t, err)
 	}
 	if !strings.Contains(err.Error(), "NoSuchKeyword") {
 		t.Errorf("error does not quote sshd's complaint: %v", err)
@@ -438,7 +438,7 @@ func TestTwoGuests(t *testing.T) {
 	}
 	for _, err := range errs {
 		if err != nil {
-			skipOrFail(t, err)
+			SkipOrFail(t, err)
 		}
 	}
 	a, b := guests[0], guests[1]
@@ -541,7 +541,7 @@ func TestSkipOrFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CI", tc.ci)
 			f := &fakeTB{}
-			skipOrFail(f, tc.err)
+			SkipOrFail(f, tc.err)
 			if (f.skipped != "") != tc.wantSkip || (f.fatal != "") != tc.wantFatal {
 				t.Errorf("skipped %q, fatal %q; want skip %v, fatal %v", f.skipped, f.fatal, tc.wantSkip, tc.wantFatal)
 			}
@@ -554,7 +554,7 @@ func BenchmarkNewClose(b *testing.B) {
 	for b.Loop() {
 		g, err := New(context.Background(), Options{})
 		if err != nil {
-			skipOrFail(b, err)
+			SkipOrFail(b, err)
 		}
 		if err := g.Close(); err != nil {
 			b.Fatal(err)

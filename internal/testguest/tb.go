@@ -44,7 +44,7 @@ func Start(tb TB, opts Options) *Guest {
 	defer cancel()
 	g, err := New(ctx, opts)
 	if err != nil {
-		skipOrFail(tb, err)
+		SkipOrFail(tb, err)
 		return nil
 	}
 	tb.Cleanup(func() {
@@ -67,7 +67,7 @@ func StartXvfb(tb TB, opts XvfbOptions) *Xvfb {
 	defer cancel()
 	x, err := NewXvfb(ctx, opts)
 	if err != nil {
-		skipOrFail(tb, err)
+		SkipOrFail(tb, err)
 		return nil
 	}
 	tb.Cleanup(func() {
@@ -90,7 +90,7 @@ func CI() bool { return os.Getenv("CI") == "true" }
 // hide a test that never ran). what and hint are as in PrereqError.
 func Missing(tb TB, what, hint string) {
 	tb.Helper()
-	skipOrFail(tb, &PrereqError{What: what, Hint: hint})
+	SkipOrFail(tb, &PrereqError{What: what, Hint: hint})
 }
 
 // NeedProgram returns the path of program, looked up in PATH, or calls
@@ -104,7 +104,9 @@ func NeedProgram(tb TB, program, pkg string) string {
 	return p
 }
 
-func skipOrFail(tb TB, err error) {
+// SkipOrFail skips the test for a *PrereqError in err's chain, or fails it
+// when CI=true, as Missing does; any other error fails the test.
+func SkipOrFail(tb TB, err error) {
 	tb.Helper()
 	var pe *PrereqError
 	if errors.As(err, &pe) && !CI() {

@@ -14,7 +14,7 @@ import (
 
 func TestXvfb(t *testing.T) {
 	if _, err := exec.LookPath("xdpyinfo"); err != nil {
-		skipOrFail(t, &PrereqError{What: "program xdpyinfo", Hint: "install the x11-utils package"})
+		SkipOrFail(t, &PrereqError{What: "program xdpyinfo", Hint: "install the x11-utils package"})
 	}
 	for _, tc := range []struct {
 		name, screen, want string
@@ -26,7 +26,7 @@ func TestXvfb(t *testing.T) {
 			ctx := testCtx(t)
 			x, err := NewXvfb(ctx, XvfbOptions{Screen: tc.screen})
 			if err != nil {
-				skipOrFail(t, err)
+				SkipOrFail(t, err)
 			}
 			defer func() { _ = x.Close() }()
 			if x.Display != ":"+strconv.Itoa(x.Num) || x.PID <= 0 {
@@ -73,7 +73,7 @@ func TestXvfbBadArgs(t *testing.T) {
 		t.Fatal("NewXvfb with a bad option succeeded")
 	}
 	if pe := (*PrereqError)(nil); errors.As(err, &pe) {
-		skipOrFail(t, err)
+		SkipOrFail(t, err)
 	}
 	if !strings.Contains(err.Error(), "no-such-option") {
 		t.Errorf("error does not quote Xvfb's output: %v", err)

@@ -234,19 +234,18 @@ func (v *VM) Destroy() error {
 	return v.l.DomainDestroy(d)
 }
 
-// WaitState waits until the domain is in state want, at most d.
-func (v *VM) WaitState(want libvirt.DomainState, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		st, err := v.State()
-		if err == nil && st == want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("domain %s is in state %d, not %d, after %s (%v)", v.Domain, st, want, d, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+// CheckState returns an error unless the domain is in state want now. No
+// wait is needed where it is used: Destroy returns once the domain is off,
+// and a launcher that shuts its VM down exits only after that.
+func (v *VM) CheckState(want libvirt.DomainState) error {
+	st, err := v.State()
+	if err != nil {
+		return err
 	}
+	if st != want {
+		return fmt.Errorf("domain %s is in state %d, not %d", v.Domain, st, want)
+	}
+	return nil
 }
 
 // HostStanza is an ssh_config stanza that reaches the guest as alias with
@@ -300,12 +299,12 @@ func Start(tb testguest.TB, opts Options) *VM {
 	defer cancel()
 	img, err := BuildImage(ctx, tb.Logf)
 	if err != nil {
-		skipOrFail(tb, err)
+		testguest.SkipOrFail(tb, err)
 		return nil
 	}
 	v, err := New(ctx, img, opts)
 	if err != nil {
-		skipOrFail(tb, err)
+		testguest.SkipOrFail(tb, err)
 		return nil
 	}
 	tb.Cleanup(func() {
@@ -317,16 +316,4 @@ func Start(tb testguest.TB, opts Options) *VM {
 		}
 	})
 	return v
-}
-
-// skipOrFail hands a missing prerequisite to testguest.Missing (a skip, or
-// a failure under CI=true); any other error fails the test.
-func skipOrFail(tb testguest.TB, err error) {
-	tb.Helper()
-	var pe *testguest.PrereqError
-	if errors.As(err, &pe) {
-		testguest.Missing(tb, pe.What, pe.Hint)
-		return
-	}
-	tb.Fatalf("%v", err)
 }

@@ -25,7 +25,6 @@ const notifyTimeout = 2 * time.Second
 type desktopOut struct {
 	profile string
 	n       *desktop.Notifier // progress, then the failure: one notification, replaced
-	notices *desktop.Notifier
 
 	mu      sync.Mutex
 	waiting string // what the start waits for now
@@ -60,7 +59,7 @@ func (c *cli) desktopNotifications(profile string) *desktopOut {
 		c.noticef("no desktop notifications: %v", err)
 		return nil
 	}
-	return &desktopOut{profile: profile, n: n, notices: n.Another()}
+	return &desktopOut{profile: profile, n: n}
 }
 
 // startTimer arms the slow-start notification; waiting is what the start
@@ -140,7 +139,7 @@ func (d *desktopOut) failed(errs []string, hint string) {
 func (d *desktopOut) notice(msg string) {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 	defer cancel()
-	_ = d.notices.Another().Show(ctx, "xvmview: "+d.profile, msg, desktop.UrgencyNormal, -1)
+	_ = d.n.Another().Show(ctx, "xvmview: "+d.profile, msg, desktop.UrgencyNormal, -1)
 }
 
 func (d *desktopOut) close() {

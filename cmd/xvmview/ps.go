@@ -67,7 +67,7 @@ func (c *cli) ps(ctx context.Context) error {
 		if s.Display >= 0 {
 			display = ":" + strconv.Itoa(s.Display)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", s.ID, s.Profile, display, guestOf(s), s.LauncherPID, uptime(now.Sub(s.Started)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s", s.ID, s.Profile, display, s.Where(), s.LauncherPID, uptime(now.Sub(s.Started)))
 		switch {
 		case s.VM != nil:
 			fmt.Fprintf(tw, "\t%s (%s)", s.VM.Domain, vms[s.VM.Key()])
@@ -77,14 +77,6 @@ func (c *cli) ps(ctx context.Context) error {
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
-}
-
-// guestOf names a session's guest: "user@host:port", or "local".
-func guestOf(s session.State) string {
-	if s.Guest == nil {
-		return "local"
-	}
-	return s.Guest.User + "@" + s.Guest.Addr()
 }
 
 // uptime formats d as ps(1)-like short text: 42s, 5m07s, 3h05m, 2d04h.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -526,14 +527,7 @@ func cleanErr(err error) error {
 	return err
 }
 
-func hasWord(s, w string) bool {
-	for _, f := range strings.Fields(s) {
-		if f == w {
-			return true
-		}
-	}
-	return false
-}
+func hasWord(s, w string) bool { return slices.Contains(strings.Fields(s), w) }
 
 // checkScope finds where systemd put pid (the line of PROC/PID/cgroup that
 // ends in /UNIT) and checks that the memory controller enforces n there:

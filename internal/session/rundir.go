@@ -124,6 +124,14 @@ type State struct {
 	VM           *VMUse `json:"vm,omitempty"` // the libvirt domain it uses (vm.go)
 }
 
+// Where names the session's guest as user@host:port, or "local".
+func (s State) Where() string {
+	if s.Guest == nil {
+		return "local"
+	}
+	return s.Guest.User + "@" + s.Guest.Addr()
+}
+
 const stateName = "state.json"
 
 // writeState replaces the state file atomically (temp file, 0600, rename).

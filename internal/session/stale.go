@@ -153,12 +153,8 @@ type FailedCleanupError struct{ Session State }
 
 func (e *FailedCleanupError) Error() string {
 	s := e.Session
-	where := "local"
-	if s.Guest != nil {
-		where = s.Guest.User + "@" + s.Guest.Addr()
-	}
 	return fmt.Sprintf("session %s (profile %s, guest %s display %s) left what its cleanup could not undo in %d tries: %s",
-		s.ID, guesttext.Line(s.Profile), guesttext.Line(where), guesttext.Line(s.GuestDisplay), s.CleanupTries, guesttext.Line(s.CleanupError))
+		s.ID, guesttext.Line(s.Profile), guesttext.Line(s.Where()), guesttext.Line(s.GuestDisplay), s.CleanupTries, guesttext.Line(s.CleanupError))
 }
 
 // CleanSession cleans up the stale session id under root now, whatever

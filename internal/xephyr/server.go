@@ -354,7 +354,10 @@ func (s *Server) stop(ctx context.Context) error {
 	<-s.done // our child, reaped: the socket is no longer its
 	// The display number is free again: a server that started meanwhile
 	// may have made the socket anew. Remove it only if nobody listens.
-	if listening, err := procfs.UnixListening(s.Socket()); s.Display >= 0 && (err != nil || !listening) {
+	if s.Display < 0 {
+		return nil
+	}
+	if listening, err := procfs.UnixListening(s.Socket()); err != nil || !listening {
 		if err := os.Remove(s.Socket()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("stop Xephyr %s (pid %d): killed it %v after SIGTERM, but could not remove its socket: %w",
 				s.name(), s.PID, time.Since(start).Round(time.Millisecond), err)

@@ -95,17 +95,7 @@ func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 		var connect func(ctx context.Context) (net.Conn, error)
 		switch {
 		case i > 0:
-			prev, via := c.hops[i-1], chain[i-1].Alias
-			connect = func(ctx context.Context) (net.Conn, error) {
-				conn, err := prev.DialContext(ctx, "tcp", h.Addr())
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil, fmt.Errorf("connect to %s through jump host %s: %w", h.Addr(), via, ctx.Err())
-					}
-					return nil, &UnreachableError{Addr: h.Addr(), Via: via, Err: err}
-				}
-				return conn, nil
-			}
+			connect = viaJump(c.hops[i-1], chain[i-1].Alias, h.Addr())
 		case h.ProxyCommand != "":
 			connect = func(ctx context.Context) (net.Conn, error) { return startProxy(ctx, h.ProxyCommand, h.Addr()) }
 		default:
@@ -145,6 +135,21 @@ func Dial(ctx context.Context, t Target, o DialOptions) (*Client, error) {
 		go c.keepalive(interval, misses)
 	}
 	return c, nil
+}
+
+// viaJump returns what connects to addr through the SSH connection jc to
+// the jump host named via.
+func viaJump(jc *ssh.Client, via, addr string) func(ctx context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		conn, err := jc.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("connect to %s through jump host %s: %w", addr, via, ctx.Err())
+			}
+			return nil, &UnreachableError{Addr: addr, Via: via, Err: err}
+		}
+		return conn, nil
+	}
 }
 
 // dialTCP connects to h directly.

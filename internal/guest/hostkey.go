@@ -60,11 +60,8 @@ func FetchHostKeyVia(ctx context.Context, t Target, o DialOptions) (ssh.PublicKe
 			return nil, fmt.Errorf("jump host %s: %w", last.Alias, err)
 		}
 		defer jc.Close()
-		if tcp, err = jc.conn.DialContext(ctx, "tcp", addr); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("connect to guest %s: %w", addr, ctx.Err())
-			}
-			return nil, &UnreachableError{Addr: addr, Via: last.Alias, Err: err}
+		if tcp, err = viaJump(jc.conn, last.Alias, addr)(ctx); err != nil {
+			return nil, err
 		}
 	case t.ProxyCommand != "":
 		var err error

@@ -245,18 +245,9 @@ func (w *world) waitGuestFile(l *launcher, rel string, limit time.Duration, ok f
 // and its guest display (running or not).
 func (w *world) stateOf(l *launcher) session.State {
 	w.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		states, _ := session.ReadStates(filepath.Join(w.runtime, "xvmview"))
-		for _, s := range states {
-			if s.LauncherPID == l.cmd.Process.Pid && s.XephyrPID > 0 && s.GuestDisplay != "" {
-				return s
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	w.t.Fatalf("no session state with Xephyr and guest display after 30 s; stderr:\n%s", l.stderr.String())
-	return session.State{}
+	return w.waitState(l, 30*time.Second, "session state with Xephyr and guest display", func(s session.State) bool {
+		return s.XephyrPID > 0 && s.GuestDisplay != ""
+	})
 }
 
 // signalExit sends sig (or runs `xvmview stop PROFILE` for sig 0) and

@@ -205,30 +205,55 @@ func (l *launcher) wait(t *testing.T) int {
 // returns the session's state and cookie.
 func (w *world) session(l *launcher) (session.State, xauth.Cookie) {
 	w.t.Helper()
+	return w.runningSession(l, 30*time.Second)
+}
+
+// runningSession waits up to limit for l's session to run with the nested
+// server's cookie written, and returns its state and that cookie.
+func (w *world) runningSession(l *launcher, limit time.Duration) (session.State, xauth.Cookie) {
+	w.t.Helper()
 	root := filepath.Join(w.runtime, "xvmview")
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var c xauth.Cookie
+	s := w.waitState(l, limit, "running session with its cookie written", func(s session.State) bool {
+		if !s.Running || !s.Alive() {
+			return false
+		}
+		ents, err := xauth.ReadFile(filepath.Join(root, s.ID, "server.xauth"))
+		if err != nil || len(ents) == 0 {
+			return false
+		}
+		copy(c[:], ents[0].Data)
+		return true
+	})
+	return s, c
+}
+
+// waitState polls the session states for one of l's launcher that ok
+// accepts, up to limit; it fails the test when there is none by then, or
+// none once the launcher has exited.
+func (w *world) waitState(l *launcher, limit time.Duration, what string, ok func(session.State) bool) session.State {
+	w.t.Helper()
+	root := filepath.Join(w.runtime, "xvmview")
+	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
+		exited := false
 		select {
 		case <-l.done:
-			w.t.Fatalf("xvmview exited early (%v); stderr:\n%s", l.err, l.stderr.String())
+			exited = true
 		default:
 		}
 		states, _ := session.ReadStates(root)
 		for _, s := range states {
-			if s.Running && s.Alive() && s.LauncherPID == l.cmd.Process.Pid {
-				ents, err := xauth.ReadFile(filepath.Join(root, s.ID, "server.xauth"))
-				if err != nil || len(ents) == 0 {
-					continue
-				}
-				var c xauth.Cookie
-				copy(c[:], ents[0].Data)
-				return s, c
+			if s.LauncherPID == l.cmd.Process.Pid && ok(s) {
+				return s
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		switch {
+		case exited:
+			w.t.Fatalf("xvmview exited (%v) with no %s; stderr:\n%s", l.err, what, l.stderr.String())
+		case time.Now().After(deadline):
+			w.t.Fatalf("no %s after %v; stderr:\n%s", what, limit, l.stderr.String())
+		}
 	}
-	w.t.Fatalf("no running session after 30 s; stderr:\n%s", l.stderr.String())
-	return session.State{}, xauth.Cookie{}
 }
 
 // guestRun runs a shell snippet on the guest as the guest user.

@@ -401,17 +401,7 @@ command = ["sh", "-c", "echo other-ok; touch %s"]
 // latestState returns the launcher's session state as last recorded.
 func (w *world) latestState(l *launcher) session.State {
 	w.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		states, _ := session.ReadStates(filepath.Join(w.runtime, "xvmview"))
-		for _, s := range states {
-			if s.LauncherPID == l.cmd.Process.Pid {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("no session state of launcher %d after 30 s; stderr:\n%s", l.cmd.Process.Pid, l.stderr.String())
-		}
-	}
+	return w.waitState(l, 30*time.Second, "session state", func(session.State) bool { return true })
 }
 
 // checkHostileGone asserts that nothing of session s is left: on the host

@@ -223,24 +223,7 @@ command = ["sh", "-c", %q, "sh"]
 // vmSession is world.session with a wait long enough for a VM to boot.
 func (w *world) vmSession(l *launcher) (session.State, xauth.Cookie) {
 	w.t.Helper()
-	root := filepath.Join(w.runtime, "xvmview")
-	deadline := time.Now().Add(vmBootWait)
-	for time.Now().Before(deadline) {
-		select {
-		case <-l.done:
-			w.t.Fatalf("xvmview exited early (%v); stderr:\n%s", l.err, l.stderr.String())
-		default:
-		}
-		states, _ := session.ReadStates(root)
-		for _, s := range states {
-			if s.Running && s.Alive() && s.LauncherPID == l.cmd.Process.Pid {
-				return w.session(l)
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	w.t.Fatalf("no running session after %s; stderr:\n%s", vmBootWait, l.stderr.String())
-	return session.State{}, xauth.Cookie{}
+	return w.runningSession(l, vmBootWait)
 }
 
 // vmGuestRun runs a shell command on the VM guest with ssh(1) and the

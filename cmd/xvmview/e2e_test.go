@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,22 +272,13 @@ func (w *world) guestRun(script string, stdin string) (string, error) {
 // processes.
 func (w *world) checkGone(s session.State) {
 	w.t.Helper()
-	if argv, _ := procfs.Cmdline(s.XephyrPID); strings.Contains(strings.Join(argv, " "), "Xephyr") {
-		w.t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
-	}
+	w.checkXephyrGone(s)
 	if s.XephyrCgroup != "" {
 		if _, err := os.Stat(s.XephyrCgroup); !errors.Is(err, fs.ErrNotExist) {
 			w.t.Errorf("Xephyr's memory cgroup %s left behind (%v)", s.XephyrCgroup, err)
 		}
 	}
-	root := filepath.Join(w.runtime, "xvmview")
-	ents, err := os.ReadDir(root)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		w.t.Fatal(err)
-	}
-	for _, e := range ents {
-		w.t.Errorf("runtime directory left behind: %s", filepath.Join(root, e.Name()))
-	}
+	w.checkRuntimeEmpty(nil)
 	if w.g == nil {
 		return
 	}
@@ -307,10 +299,38 @@ func (w *world) checkGone(s session.State) {
 			w.t.Errorf("guest Xauthority still has an entry for display %s: family %d", gdisp, e.Family)
 		}
 	}
-	// The guest's processes and session Xauthority directories go within
-	// the teardown's grace.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	w.waitGuestClean()
+}
+
+// checkXephyrGone fails the test if s's Xephyr still runs.
+func (w *world) checkXephyrGone(s session.State) {
+	w.t.Helper()
+	if argv, _ := procfs.Cmdline(s.XephyrPID); strings.Contains(strings.Join(argv, " "), "Xephyr") {
+		w.t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
+	}
+}
+
+// checkRuntimeEmpty fails the test for each session directory left in the
+// runtime root but those of the IDs in keep (or their .clean- names).
+func (w *world) checkRuntimeEmpty(keep []string) {
+	w.t.Helper()
+	root := filepath.Join(w.runtime, "xvmview")
+	ents, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !slices.Contains(keep, strings.TrimPrefix(e.Name(), ".clean-")) {
+			w.t.Errorf("runtime directory left behind: %s", filepath.Join(root, e.Name()))
+		}
+	}
+}
+
+// waitGuestClean fails the test unless the guest user's processes and
+// session Xauthority directories are gone within the teardown's grace.
+func (w *world) waitGuestClean() {
+	w.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		procs, err := w.g.Processes()
 		if err != nil {
 			w.t.Fatal(err)
@@ -328,7 +348,6 @@ func (w *world) checkGone(s session.State) {
 			}
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -413,11 +412,7 @@ func (w *world) latestState(l *launcher) session.State {
 func (w *world) checkHostileGone(s session.State, keep []string, xauthority []byte, xaErr error) {
 	t := w.t
 	t.Helper()
-	if s.XephyrPID > 0 && procfs.Alive(s.XephyrPID) {
-		if argv, _ := procfs.Cmdline(s.XephyrPID); strings.Contains(strings.Join(argv, " "), "Xephyr") {
-			t.Errorf("Xephyr pid %d still runs", s.XephyrPID)
-		}
-	}
+	w.checkXephyrGone(s)
 	if s.Display >= 0 {
 		path := fmt.Sprintf("/tmp/.X11-unix/X%d", s.Display)
 		if _, err := os.Lstat(path); err == nil {
@@ -426,34 +421,8 @@ func (w *world) checkHostileGone(s session.State, keep []string, xauthority []by
 			}
 		}
 	}
-	root := filepath.Join(w.runtime, "xvmview")
-	ents, err := os.ReadDir(root)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		name := strings.TrimPrefix(e.Name(), ".clean-")
-		if !slices.Contains(keep, name) {
-			t.Errorf("runtime directory left behind: %s", filepath.Join(root, e.Name()))
-		}
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		procs, err := w.g.Processes()
-		must(t, err)
-		dirs := w.guestAuthDirs()
-		if len(procs) == 0 && len(dirs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, p := range procs {
-				t.Errorf("guest process left behind: %d %q", p.PID, p.Cmdline)
-			}
-			for _, d := range dirs {
-				t.Errorf("guest session Xauthority directory left behind: %s", d)
-			}
-			break
-		}
-	}
+	w.checkRuntimeEmpty(keep)
+	w.waitGuestClean()
 	now, err := w.g.ReadHomeFile(".Xauthority")
 	switch {
 	case errors.Is(xaErr, fs.ErrNotExist) && !errors.Is(err, fs.ErrNotExist):

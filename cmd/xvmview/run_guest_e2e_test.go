@@ -97,10 +97,7 @@ func TestRunNoXauthOnGuest(t *testing.T) {
 	}
 	shell := filepath.Join(bin, "login-shell")
 	must(t, os.WriteFile(shell, []byte("#!/bin/sh\nPATH="+bin+"\nexport PATH\nexec /bin/sh \"$@\"\n"), 0o755))
-	// t.TempDir's parent is private to root: make the path reachable.
-	for d := bin; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		must(t, os.Chmod(d, 0o755))
-	}
+	testguest.Reachable(t, bin)
 	if out, err := exec.Command("usermod", "-s", shell, w.g.User).CombinedOutput(); err != nil {
 		t.Fatalf("usermod: %v: %s", err, out)
 	}

@@ -283,11 +283,7 @@ func TestAuthFileHostileReport(t *testing.T) {
 	g, tg, _ := realGuest(t)
 	cleanAuthDirs(t, g)
 	bin := t.TempDir()
-	for d := bin; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testguest.Reachable(t, bin)
 	evil := fmt.Sprintf("/tmp/xvmview-evil-%d", os.Getpid())
 	t.Cleanup(func() { _ = os.RemoveAll(evil) })
 	mktemp := "#!/bin/sh\nmkdir -m 700 " + evil + " && printf '%s\\033]2;pwned\\007\\n' " + evil + "\n"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 )
 
 // TB is the subset of testing.TB this package uses, so that it does not
@@ -114,4 +115,17 @@ func SkipOrFail(tb TB, err error) {
 		return
 	}
 	tb.Fatalf("%v", err)
+}
+
+// Reachable makes dir and its parents below the temporary directory
+// searchable by everyone (0755), so that the guest user can run what a test
+// put there: t.TempDir's parent is private to the test's user.
+func Reachable(tb TB, dir string) {
+	tb.Helper()
+	stop := filepath.Clean(os.TempDir())
+	for d := filepath.Clean(dir); d != "/" && d != stop; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatalf("make %s reachable: %v", d, err)
+		}
+	}
 }

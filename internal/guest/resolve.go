@@ -149,10 +149,7 @@ func resolve(host string, ov Overrides, cfg Config, depth int, proxies bool) (Ta
 	if cfg.Getenv != nil {
 		getenv = cfg.Getenv
 	}
-	home := cfg.Home
-	if home == "" && cfg.Getenv != nil {
-		home = cfg.Getenv("HOME")
-	}
+	home := cmp.Or(cfg.Home, getenv("HOME"))
 	if home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {

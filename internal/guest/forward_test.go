@@ -588,9 +588,17 @@ func TestForwardBounds(t *testing.T) {
 				t.Fatalf("%d of %d streams closed, want %d", closed, n, n-MaxStalled)
 			}
 		}
-		f.mu.Lock()
-		stalled, open := int(f.stalled.Load()), len(f.conns)
-		f.mu.Unlock()
+		// A guest client sees its connection closed a moment before the
+		// forward's goroutine for it has let it go: wait for that.
+		var stalled, open int
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			f.mu.Lock()
+			stalled, open = int(f.stalled.Load()), len(f.conns)
+			f.mu.Unlock()
+			if (stalled == MaxStalled && open == MaxStalled) || time.Now().After(deadline) {
+				break
+			}
+		}
 		if stalled != MaxStalled || open != MaxStalled {
 			t.Errorf("%d connections wait, %d open; want %d and %d", stalled, open, MaxStalled, MaxStalled)
 		}
